@@ -1,0 +1,35 @@
+# Two entry points, each creating the virtual environment when it is missing:
+#   make demo   train IMP and LRR on the bundled digits data, then compare their sign flips
+#   make test   the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUNS ?= runs/demo
+
+.PHONY: demo test browser lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[train,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/signscope train --preset demo --method imp --seed 0 --out $(RUNS)/imp --force
+	$(BIN)/signscope train --preset demo --method lrr --seed 0 --out $(RUNS)/lrr --force
+	$(BIN)/signscope flips $(RUNS)/lrr $(RUNS)/imp
+
+# Headless Chromium renders report.html in the figure tests (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check signscope trainers tests examples
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
