@@ -80,3 +80,75 @@ def atomic_append_line(path: str | os.PathLike, line: str) -> None:
     path = Path(path)
     old = path.read_bytes() if path.exists() else b""
     atomic_write_bytes(path, old + line.rstrip("\n").encode("utf-8") + b"\n")
+
+
+def level_metadata(level: int, density: float, method: str, test_acc: float | None = None,
+                   **extra: Any) -> dict[str, str]:
+    """Safetensors metadata of a level file (SPEC section 2: string -> string)."""
+    meta = {"format": FORMAT, "level": str(level), "density": repr(float(density)), "method": method}
+    if test_acc is not None:
+        meta["test_acc"] = repr(float(test_acc))
+    meta.update({k: str(v) for k, v in extra.items() if v is not None})
+    return meta
+
+
+def write_manifest(run_dir: str | os.PathLike, config: dict, levels: list[dict],
+                   complete: bool, **extra: Any) -> None:
+    """Rewrite ``run.json`` atomically: format version, full config, per-level summary."""
+    from signscope import __version__
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "signscope_version": __version__,
+        "config": config,
+        "levels": levels,
+        "complete": complete,
+        **extra,
+    }
+    atomic_write_json(Path(run_dir) / MANIFEST, manifest)
+
+
+def read_manifest(run_dir: str | os.PathLike) -> dict | None:
+    """The parsed ``run.json``, or None when the folder has none (a plain run)."""
+    from signscope.errors import RunFormatError
+
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{path}: not a readable run manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RunFormatError(f"{path}: not a {FORMAT} manifest (format={manifest.get('format')!r})"
+                             if isinstance(manifest, dict) else f"{path}: not a JSON object")
+    return manifest
+
+
+_RUN_FILES = re.compile(r"^(run\.json|metrics\.jsonl|.*\.safetensors|\..*\.tmp)$")
+
+
+def prepare_output_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+    """Create ``out`` for a new run, refusing to overwrite an existing one silently.
+
+    A non-empty folder is refused unless ``resume`` (continue it) or ``force`` (delete the
+    run's own files first: checkpoints, run.json, metrics.jsonl; nothing else is touched).
+    """
+    from signscope.errors import UsageError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    existing = [p for p in out.iterdir()] if out.exists() else []
+    if existing and not (resume or force):
+        raise UsageError(
+            f"--out {out}: folder is not empty; pass --resume to continue that run "
+            "or --force to replace it"
+        )
+    if force and not resume:
+        for p in existing:
+            if p.is_file() and _RUN_FILES.match(p.name):
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,181 @@
+"""Build small signscope runs and plain runs on disk for tests, without torch.
+
+``write_safetensors`` writes the file format by hand (8-byte header length, JSON header,
+raw little-endian data) so tests can produce bf16 tensors, which numpy cannot hold, and
+can corrupt files on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from signscope.runformat import (
+    FORMAT,
+    INIT_FILE,
+    MANIFEST,
+    METRICS,
+    REWIND_FILE,
+    atomic_write_bytes,
+    atomic_write_json,
+    level_filename,
+    mask_name,
+)
+
+_DTYPES = {
+    np.dtype(np.float32): "F32",
+    np.dtype(np.float16): "F16",
+    np.dtype(np.float64): "F64",
+    np.dtype(np.uint8): "U8",
+    np.dtype(np.int64): "I64",
+    np.dtype(np.int32): "I32",
+    np.dtype(np.bool_): "BOOL",
+}
+
+
+def to_bf16_bytes(a: np.ndarray) -> bytes:
+    """Round-to-nearest-even float32 -> bfloat16, returned as raw little-endian bytes."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + 0x7FFF
+    return ((bits + rounding) >> 16).astype("<u2").tobytes()
+
+
+def from_bf16_bytes(raw: bytes, shape) -> np.ndarray:
+    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
+
+
+def safetensors_bytes(
+    tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None, bf16: bool = False
+) -> bytes:
+    """Serialise ``tensors``; with ``bf16`` every float32 tensor is stored as BF16."""
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    chunks = []
+    offset = 0
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        if bf16 and arr.dtype == np.float32:
+            raw, code = to_bf16_bytes(arr), "BF16"
+        else:
+            raw, code = arr.astype(arr.dtype.newbyteorder("<")).tobytes(), _DTYPES[arr.dtype]
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
+
+
+def write_safetensors(path, tensors, metadata=None, bf16: bool = False) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata, bf16=bf16))
+    return path
+
+
+def write_run(
+    path,
+    levels: list[Mapping[str, np.ndarray]],
+    init: Mapping[str, np.ndarray],
+    masks: list[Mapping[str, np.ndarray]] | None = None,
+    rewind: Mapping[str, np.ndarray] | None = None,
+    method: str = "lrr",
+    seed: int = 0,
+    test_acc: list[float] | None = None,
+    config: Mapping | None = None,
+    bf16: bool = False,
+) -> Path:
+    """Write a signscope run (SPEC section 2) from explicit arrays.
+
+    ``masks[L][name]`` gives the mask of each prunable tensor at level L; when omitted,
+    masks are derived as ``weight != 0`` for every float tensor of 2+ dims named ``*weight``.
+    Pruned weights are zeroed so the files honour the format.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    prunable = [n for n, a in init.items() if a.ndim >= 2 and n.endswith("weight")]
+    n_prunable = sum(int(np.asarray(init[n]).size) for n in prunable)
+    summary = []
+    for lvl, weights in enumerate(levels):
+        tensors: dict[str, np.ndarray] = {}
+        lvl_masks = masks[lvl] if masks is not None else {n: weights[n] != 0 for n in prunable}
+        alive = 0
+        for name, arr in weights.items():
+            arr = np.asarray(arr)
+            if name in lvl_masks:
+                m = np.asarray(lvl_masks[name]).astype(bool)
+                arr = np.where(m, arr, 0).astype(arr.dtype)
+                alive += int(m.sum())
+            tensors[name] = arr
+        for name, m in lvl_masks.items():
+            tensors[mask_name(name)] = np.asarray(m).astype(np.uint8)
+        density = alive / n_prunable if n_prunable else 1.0
+        meta = {"format": FORMAT, "level": str(lvl), "density": repr(density), "method": method}
+        if test_acc is not None:
+            meta["test_acc"] = repr(float(test_acc[lvl]))
+        write_safetensors(path / level_filename(lvl), tensors, meta, bf16=bf16)
+        summary.append(
+            {"level": lvl, "density": density, "alive": alive,
+             "test_acc": None if test_acc is None else float(test_acc[lvl])}
+        )
+    meta0 = {"format": FORMAT, "method": method}
+    write_safetensors(path / INIT_FILE, dict(init), {**meta0, "kind": "init"}, bf16=bf16)
+    write_safetensors(path / REWIND_FILE, dict(rewind if rewind is not None else init),
+                      {**meta0, "kind": "rewind"}, bf16=bf16)
+    cfg = {"method": method, "seed": seed, "model": "toy", "dataset": "toy", **(config or {})}
+    atomic_write_json(path / MANIFEST, {"format": FORMAT, "format_version": 1, "config": cfg,
+                                        "levels": summary, "complete": True})
+    atomic_write_bytes(path / METRICS, b"")
+    return path
+
+
+def random_run(
+    path,
+    seed: int = 0,
+    n_levels: int = 4,
+    method: str = "lrr",
+    shapes: Mapping[str, tuple] | None = None,
+    noise: float = 0.5,
+    bf16: bool = False,
+    dtype=np.float32,
+) -> Path:
+    """A plausible toy run: prune 20% of the remaining weights by global magnitude each
+    level, perturb the survivors so some signs flip, and carry one BatchNorm layer."""
+    rng = np.random.default_rng(seed)
+    shapes = dict(shapes or {"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 16)})
+    init = {n: rng.normal(size=s).astype(dtype) for n, s in shapes.items()}
+    init["fc.bias"] = np.zeros(shapes.get("fc.weight", (10,))[0], dtype=dtype)
+    init["bn1.weight"] = np.ones(4, dtype=dtype)
+    init["bn1.bias"] = np.zeros(4, dtype=dtype)
+    init["bn1.running_mean"] = np.zeros(4, dtype=dtype)
+    init["bn1.running_var"] = np.ones(4, dtype=dtype)
+    prunable = list(shapes)
+    masks_now = {n: np.ones(shapes[n], dtype=bool) for n in prunable}
+    current = {n: a.copy() for n, a in init.items()}
+    levels, masks = [], []
+    for lvl in range(n_levels):
+        if lvl > 0:
+            alive_vals = np.concatenate([np.abs(current[n][masks_now[n]]) for n in prunable])
+            keep = int(round(0.8 * alive_vals.size))
+            thresh = np.sort(alive_vals)[::-1][keep - 1]
+            masks_now = {n: masks_now[n] & (np.abs(current[n]) >= thresh) for n in prunable}
+        trained = {}
+        for n, a in current.items():
+            b = a + rng.normal(scale=noise, size=a.shape).astype(dtype)
+            if n in masks_now:
+                b = np.where(masks_now[n], b, 0)
+                # No alive weight is exactly zero in a trained run.
+                b = np.where(masks_now[n] & (b == 0), dtype(1e-3), b)
+            trained[n] = b.astype(dtype)
+        trained["bn1.weight"] = rng.normal(0.5, 0.3, size=4).astype(dtype)
+        trained["bn1.running_var"] = rng.uniform(0.5, 2, size=4).astype(dtype)
+        levels.append(trained)
+        masks.append({n: m.copy() for n, m in masks_now.items()})
+        current = trained
+    acc = [0.9 - 0.01 * lvl + 0.001 * seed for lvl in range(n_levels)]
+    return write_run(path, levels, init, masks=masks, method=method, seed=seed, test_acc=acc, bf16=bf16)

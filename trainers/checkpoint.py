@@ -1,0 +1,99 @@
+"""Write and read the tensors of a run (SPEC section 2) from PyTorch state dicts.
+
+Level files hold the full state dict (parameters and buffers, pruned weights exactly 0)
+plus ``mask/NAME`` uint8 tensors; every file goes through a temporary name and a rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from signscope.errors import RunFormatError
+from signscope.runformat import (
+    FORMAT,
+    INIT_FILE,
+    MASK_PREFIX,
+    REWIND_FILE,
+    atomic_write_bytes,
+    level_filename,
+    level_metadata,
+    mask_name,
+)
+
+
+def _cpu_contiguous(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared storage and non-contiguous views; clone to own the memory.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    atomic_write_bytes(path, _st_save(_cpu_contiguous(tensors), metadata=dict(metadata)))
+
+
+def write_reference(run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor], method: str) -> Path:
+    """``init.safetensors`` or ``rewind.safetensors``; the metadata is method-independent
+    only in ``kind`` so that IMP and LRR from one seed write byte-identical files."""
+    name = {"init": INIT_FILE, "rewind": REWIND_FILE}[which]
+    path = Path(run_dir) / name
+    del method  # deliberately not recorded: the files must not differ between methods
+    save_tensors(path, state, {"format": FORMAT, "kind": which})
+    return path
+
+
+def write_level(
+    run_dir: str | Path,
+    level: int,
+    state: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    method: str,
+    test_acc: float | None = None,
+    **extra_meta,
+) -> Path:
+    """One level checkpoint: the state dict with pruned weights zeroed, plus masks."""
+    tensors = dict(state)
+    alive = total = 0
+    for name, m in masks.items():
+        m_bool = m.to(torch.bool)
+        tensors[name] = torch.where(m_bool.to(state[name].device), state[name], torch.zeros((), dtype=state[name].dtype))
+        tensors[mask_name(name)] = m_bool.to(torch.uint8)
+        alive += int(m_bool.sum())
+        total += m_bool.numel()
+    density = alive / total if total else 1.0
+    meta = level_metadata(level, density, method, test_acc, alive=alive, **extra_meta)
+    path = Path(run_dir) / level_filename(level)
+    save_tensors(path, tensors, meta)
+    return path
+
+
+def load_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of one safetensors file, with a clean error when it is damaged."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        tensors = _st_load(data)
+    except FileNotFoundError:
+        raise RunFormatError(f"{path}: file not found") from None
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise RunFormatError(f"{path}: not a readable safetensors file ({exc})") from None
+    import json
+    import struct
+
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
+    return tensors, meta
+
+
+def split_masks(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Separate a level file into (state dict, masks as bool tensors)."""
+    state, masks = {}, {}
+    for k, v in tensors.items():
+        if k.startswith(MASK_PREFIX):
+            masks[k[len(MASK_PREFIX):]] = v.to(torch.bool)
+        else:
+            state[k] = v
+    return state, masks
