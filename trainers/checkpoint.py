@@ -6,12 +6,13 @@ plus ``mask/NAME`` uint8 tensors; every file goes through a temporary name and a
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 
 from signscope.errors import RunFormatError
 from signscope.runformat import (
@@ -31,8 +32,39 @@ def _cpu_contiguous(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
+_DTYPE_CODES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """safetensors bytes with a deterministic header.
+
+    ``safetensors.torch.save`` keeps the metadata in a Rust HashMap, so its key order (and
+    therefore the file's bytes) changes from call to call; identical runs must give identical
+    files. Tensors are laid out as safetensors does (larger element sizes first, then by name),
+    which keeps every tensor aligned to its element size for memory-mapped readers.
+    """
+    items = sorted(_cpu_contiguous(tensors).items(), key=lambda kv: (-kv[1].element_size(), kv[0]))
+    header: dict = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    chunks, offset = [], 0
+    for name, t in items:
+        if t.dtype not in _DTYPE_CODES:
+            raise TypeError(f"{name}: dtype {t.dtype} cannot be stored")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": _DTYPE_CODES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
+
+
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
-    atomic_write_bytes(path, _st_save(_cpu_contiguous(tensors), metadata=dict(metadata)))
+    atomic_write_bytes(path, serialize(tensors, {str(k): str(v) for k, v in metadata.items()}))
 
 
 def write_reference(run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor], method: str) -> Path:
@@ -80,9 +112,6 @@ def load_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
         raise RunFormatError(f"{path}: file not found") from None
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise RunFormatError(f"{path}: not a readable safetensors file ({exc})") from None
-    import json
-    import struct
-
     (n,) = struct.unpack("<Q", data[:8])
     meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
     return tensors, meta
@@ -97,3 +126,29 @@ def split_masks(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
         else:
             state[k] = v
     return state, masks
+
+
+def read_reference(run_dir: str | Path, which: str) -> dict[str, torch.Tensor]:
+    """The state dict in ``init.safetensors`` or ``rewind.safetensors``."""
+    name = {"init": INIT_FILE, "rewind": REWIND_FILE}[which]
+    tensors, _ = load_file(Path(run_dir) / name)
+    return tensors
+
+
+def read_level(run_dir: str | Path, level: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict, bool masks, metadata) of one level file."""
+    tensors, meta = load_file(Path(run_dir) / level_filename(level))
+    state, masks = split_masks(tensors)
+    return state, masks, meta
+
+
+def completed_levels(run_dir: str | Path) -> list[int]:
+    """Levels 0..K whose files exist, stopping at the first gap.
+
+    Level files are renamed into place only when complete, so their presence is the record
+    of progress that a resumed run trusts (run.json is rebuilt from them).
+    """
+    done = []
+    while (Path(run_dir) / level_filename(len(done))).is_file():
+        done.append(len(done))
+    return done

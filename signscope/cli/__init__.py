@@ -16,6 +16,18 @@ from signscope.cli.app import app
 from signscope.errors import SignscopeError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "train",
+    "show",
+    "flips",
+    "masks",
+    "signs",
+    "bn",
+    "acc",
+    "importcmd",
+    "tui",
+    "export",
+    "report",
+    "neuron",
 )
 
 for _name in COMMAND_MODULES:

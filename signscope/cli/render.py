@@ -125,7 +125,9 @@ def emit(
         from rich.console import Console
 
         if out is None:
-            console = Console()
+            # Piped output has no terminal width to respect; a wide console keeps
+            # column names whole instead of folding them at 80 characters.
+            console = Console() if sys.stdout.isatty() else Console(width=240)
             for table in rich_tables(tables):
                 console.print(table)
         else:

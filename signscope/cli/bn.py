@@ -1,0 +1,28 @@
+"""``signscope bn RUN...``: BatchNorm gamma statistics and histograms per BN layer."""
+
+from __future__ import annotations
+
+from signscope.cli.app import app
+from signscope.cli.inspect_options import LevelOption, RunsArgument
+from signscope.cli.render import FormatOption, OutOption, OutputFormat
+
+
+@app.command()
+def bn(
+    runs: RunsArgument,
+    level: LevelOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
+) -> None:
+    """BatchNorm scale (gamma) statistics per BN layer (paper Fig 10, 11).
+
+    Count, mean, std, quartiles, fraction near zero (|gamma| < 1e-3) and negative, plus a
+    histogram with 0.05-wide bins.
+    """
+    import polars as pl
+
+    from signscope.api import open_run
+    from signscope.cli.render import emit
+
+    tables = [open_run(r).bn(level) for r in runs]
+    emit({name: pl.concat([t[name] for t in tables]) for name in ("bn", "bn_hist")}, fmt, out, "bn")

@@ -1,0 +1,50 @@
+"""Arguments and options shared by the inspection commands, and their progress bar.
+
+Kept apart from the command modules so that importing one command never registers another
+(registration order is the order of ``signscope --help``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+RunsArgument = Annotated[
+    list[str],
+    typer.Argument(help="Run folders (signscope runs or folders of *.safetensors).", show_default=False),
+]
+RunArgument = Annotated[str, typer.Argument(help="Run folder.", show_default=False)]
+RunA = Annotated[str, typer.Argument(help="First run folder.", show_default=False)]
+RunB = Annotated[str, typer.Argument(help="Second run folder (same architecture).", show_default=False)]
+PerLayerOption = Annotated[
+    bool, typer.Option("--per-layer", help="Add a layer column: one row group per prunable tensor, "
+                                           "plus the global rows under layer '*'."),
+]
+LevelOption = Annotated[
+    int | None,
+    typer.Option("--level", "-l", help="Level to inspect.", show_default="last level"),
+]
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield a ``progress(done, total)`` callback for a transient bar on stderr, or None when
+    stderr is not a terminal (so JSON/CSV output, pipes and logs never see it)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

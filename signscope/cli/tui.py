@@ -1,0 +1,46 @@
+"""``signscope tui [PATH...]``: the terminal UI over every run below the given paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from signscope.cli.app import app
+
+
+@app.command()
+def tui(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders to search for runs (signscope runs and plain *.safetensors "
+                            "folders). Default: the current folder.", show_default=False),
+    ] = None,
+    export_dir: Annotated[
+        Path,
+        typer.Option("--export-dir", help="Where the e key writes figures."),
+    ] = Path("figures"),
+    export_format: Annotated[
+        str,
+        typer.Option("--export-format", help="File type of exported figures: svg, png, pdf or html."),
+    ] = "png",
+) -> None:
+    """Browse runs, levels, layers, sign flips, BatchNorm and mask overlap in the terminal.
+
+    Keys: q quit, r reload, c mark two runs for Compare, e export the current figure,
+    / filter layers, ? help.
+    """
+    from signscope.errors import SignscopeError, UsageError
+    from signscope.tui.export import FORMATS
+
+    if export_format not in FORMATS:
+        raise UsageError(f"--export-format {export_format}: choose from {', '.join(FORMATS)}")
+    given = [str(p) for p in (paths or [Path(".")])]
+    missing = [p for p in given if not Path(p).exists()]
+    if missing:
+        raise SignscopeError(f"tui: no such file or folder: {', '.join(missing)}")
+    # Textual is imported here, not at module import, so other commands start fast.
+    from signscope.tui.app import SignscopeApp
+
+    SignscopeApp(given, export_dir=export_dir, export_format=export_format).run()

@@ -1,0 +1,1 @@
+"""The metrics of SPEC section 3, one module each; all torch-free and streaming."""

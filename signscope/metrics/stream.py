@@ -1,0 +1,224 @@
+"""Stream prunable tensors chunk by chunk and turn raw bits into sign planes.
+
+Every metric over weights (flips, sign agreement, mask overlap, alive counts) walks the same
+way: split each prunable tensor into chunks of ``CHUNK`` elements and, for one chunk, read that
+element range from every file it needs into reused buffers. Memory therefore stays at a few
+buffers per worker thread however many levels and however large the tensors are.
+
+Signs come straight from the bits (see :class:`signscope.reader.FloatBits`): fp16/bf16 are
+viewed as int16 and never converted; fp32/fp64 are compared as the floats they are. NaN and
+inf are caught on the way. Each chunk becomes packed bit planes (:class:`Packed`), so
+everything after the first pass works on an eighth of the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from signscope.errors import RunFormatError
+from signscope.reader import FLOAT_BITS, Checkpoint, Handles
+
+# 512K elements: a chunk's temporaries (2 MB of fp32, 512 KB per boolean plane) mostly stay
+# in the caches, and the packed-plane bookkeeping (64 KB per plane) still amortises the
+# Python overhead of its ~300 small numpy calls per chunk.
+CHUNK = 1 << 19
+# Thread count override (None: one per core, see workers()); tests set 1 or 2.
+WORKERS: int | None = None
+
+
+def workers() -> int:
+    """Threads for the numpy work: numpy releases the GIL, so one per core (at most 4).
+    ``SIGNSCOPE_THREADS`` overrides it (e.g. 1 on a shared machine)."""
+    env = os.environ.get("SIGNSCOPE_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Elements ``[start, start+count)`` of prunable tensor ``layer`` (index into the list)."""
+
+    layer: int
+    start: int
+    count: int
+
+
+def pieces(numels: Iterable[int]) -> list[Piece]:
+    """Cut tensors of the given sizes into chunks, largest first so threads finish together."""
+    chunk = CHUNK
+    out = [Piece(i, s, min(chunk, n - s)) for i, n in enumerate(numels) for s in range(0, n, chunk)]
+    out.sort(key=lambda p: -p.count)
+    return out
+
+
+class Buffers:
+    """Per-thread buffers that :func:`load` reads raw data into."""
+
+    def __init__(self, chunk: int) -> None:
+        self.raw = np.empty(chunk * 8, np.uint8)
+        self.mag = np.empty(chunk * 8, np.uint8)
+        self.mask_raw = np.empty(chunk, np.uint8)
+        self.nonzero = np.empty(chunk, bool)
+        self.neg = np.empty(chunk, bool)
+
+
+def read_bits(handles: Handles, ckpt: Checkpoint, name: str, start: int, count: int) -> np.ndarray:
+    """Elements of a float tensor as signed integers of the same width (the raw bits)."""
+    info = ckpt.tensors[name]
+    raw = handles.read(ckpt, info, start, count, scratch(Buffers).raw)
+    return raw.view(FLOAT_BITS[info.dtype].int_dtype)
+
+
+def _nonfinite(ckpt: Checkpoint, name: str) -> RunFormatError:
+    return RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
+
+
+def sign_planes(bits: np.ndarray, ckpt: Checkpoint, name: str, nonzero: np.ndarray,
+                neg: np.ndarray) -> None:
+    """Fill ``nonzero`` and ``neg`` (sign bit) from raw float bits; NaN/inf is an error."""
+    spec = FLOAT_BITS[ckpt.tensors[name].dtype]
+    if spec.float_dtype is not None:
+        # One pass: a sum is finite unless a value is NaN or inf, or the sum overflowed,
+        # which the exact check then tells apart. != 0 treats -0.0 as zero.
+        values = bits.view(spec.float_dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(values)
+        if not np.isfinite(total) and not np.isfinite(values).all():
+            raise _nonfinite(ckpt, name)
+        np.not_equal(values, spec.float_dtype(0), out=nonzero)
+    else:
+        mag = np.bitwise_and(bits, spec.magnitude,
+                             out=scratch(Buffers).mag[: bits.nbytes].view(spec.int_dtype))
+        if bits.size and mag.max() >= spec.nonfinite:
+            raise _nonfinite(ckpt, name)
+        np.not_equal(mag, spec.int_dtype(0), out=nonzero)
+    np.less(bits, spec.int_dtype(0), out=neg)
+
+
+def popcount(packed: np.ndarray) -> int:
+    """Set bits in a packed plane."""
+    return int(popcount_rows(packed[None])[0])
+
+
+def popcount_rows(packed: np.ndarray) -> np.ndarray:
+    """Set bits per row of a 2-D packed array (64 bits at a time where the width allows)."""
+    if packed.shape[1] % 8 == 0 and packed.flags.c_contiguous:
+        packed = packed.view(np.uint64)
+    return _bitcount(packed).sum(axis=1, dtype=np.int64)
+
+
+# numpy >= 2.0 has a vectorised popcount; older numpy looks bytes up in a table.
+_bitcount = getattr(np, "bitwise_count", None)
+if _bitcount is None:
+    _TABLE = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+    def _bitcount(packed: np.ndarray) -> np.ndarray:
+        return _TABLE.take(packed.view(np.uint8))
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Bit planes of one chunk of one file (8 weights per byte, ``np.packbits`` order).
+
+    ``alive``: mask (nonzero for maskless runs); ``live``: alive and nonzero, i.e. has a
+    sign; ``neg``: sign bit (meaningful where ``live``). Working on packed bits makes each
+    comparison between two files touch an eighth of the bytes.
+    """
+
+    alive: np.ndarray
+    live: np.ndarray
+    neg: np.ndarray
+
+    @property
+    def n_alive(self) -> int:
+        return popcount(self.alive)
+
+
+def load(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int,
+         count: int) -> Packed:
+    """Read weights (and mask) ``[start, start+count)`` of ``name`` as bit planes."""
+    buf: Buffers = scratch(Buffers)
+    nonzero, neg = buf.nonzero[:count], buf.neg[:count]
+    sign_planes(read_bits(handles, ckpt, name, start, count), ckpt, name, nonzero, neg)
+    live = np.packbits(nonzero)
+    if mask is None:
+        alive = live
+    else:
+        # packbits sets a bit for every nonzero byte, so mask values other than 1 count too.
+        alive = np.packbits(handles.read(ckpt, ckpt.tensors[mask], start, count, buf.mask_raw))
+        live &= alive
+    return Packed(alive, live, np.packbits(neg))
+
+
+def load_alive(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int,
+               count: int) -> np.ndarray:
+    """Only the packed alive plane; reads just the mask when there is one."""
+    if mask is None:
+        return load(handles, ckpt, name, None, start, count).alive
+    return np.packbits(handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw))
+
+
+def count_alive(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None,
+                start: int, count: int) -> int:
+    """Alive weights in one chunk; reads only the mask when there is one."""
+    if mask is not None:
+        return int(np.count_nonzero(handles.read(ckpt, ckpt.tensors[mask], start, count,
+                                                 scratch(Buffers).mask_raw)))
+    return load(handles, ckpt, name, None, start, count).n_alive
+
+
+_local = threading.local()
+
+
+def scratch(kind: type):
+    """One scratch object of ``kind`` per thread, reused across chunks (sized by CHUNK)."""
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    key = (kind, CHUNK)
+    if key not in cache:
+        cache[key] = kind(CHUNK)
+    return cache[key]
+
+
+def run_pieces(work: list[Piece], fn: Callable[[Piece], object],
+               progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Piece, object]]:
+    """Apply ``fn`` to every piece on a thread pool; yield (piece, result) as they finish.
+
+    ``progress(done, total)`` counts elements. The first error (a corrupt tensor) stops
+    the remaining work and propagates.
+    """
+    total = sum(p.count for p in work)
+    done = 0
+    n = WORKERS or workers()
+    if n == 1 or len(work) == 1:
+        for piece in work:
+            result = fn(piece)
+            done += piece.count
+            if progress:
+                progress(done, total)
+            yield piece, result
+        return
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="signscope") as pool:
+        futures = [(piece, pool.submit(fn, piece)) for piece in work]
+        try:
+            for piece, fut in futures:
+                result = fut.result()
+                done += piece.count
+                if progress:
+                    progress(done, total)
+                yield piece, result
+        finally:
+            for _, fut in futures:
+                fut.cancel()

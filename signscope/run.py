@@ -1,0 +1,186 @@
+"""One run opened for inspection: its levels, references, layers and metrics.
+
+Opening a run reads the manifest and every safetensors *header* and checks that the levels
+agree with each other (same tensors, dtypes and shapes) and with the references, so a
+damaged or mixed-up run fails at once with a message that names the file, before any number
+is computed. Tensor data is read only when a metric asks for it, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from signscope.errors import RunFormatError, UsageError
+from signscope.reader import (
+    Checkpoint,
+    RunLayout,
+    batchnorm_layers,
+    check_reference,
+    check_same_tensors,
+    locate_run,
+    prunable_tensors,
+    read_header,
+)
+
+REFERENCES = ("init", "rewind")
+
+
+def _float(value) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Run:
+    """A signscope run or a plain folder of checkpoints (SPEC section 2).
+
+    ``label`` is the path exactly as the user gave it; it fills the ``run`` column of every
+    table so that output rows can be matched to command-line arguments.
+    """
+
+    def __init__(self, path: str | os.PathLike, label: str | None = None) -> None:
+        self.label = str(path) if label is None else label
+        self.path = Path(path)
+        layout: RunLayout = locate_run(self.path)
+        self.kind = layout.kind
+        self._layout = layout
+        manifest = layout.manifest or {}
+        config = manifest.get("config")
+        self.config: dict = dict(config) if isinstance(config, dict) else {}
+        self._manifest_levels = {
+            row["level"]: row for row in manifest.get("levels") or []
+            if isinstance(row, dict) and isinstance(row.get("level"), int)
+        }
+        self._ckpts = [read_header(p) for p in layout.levels]
+        first = self._ckpts[0]
+        for other in self._ckpts[1:]:
+            check_same_tensors(first, other)
+        self.prunable: dict[str, str | None] = prunable_tensors(first)
+        self._refs: dict[str, Checkpoint] = {}
+        for which, ref_path in (("init", layout.init), ("rewind", layout.rewind)):
+            if ref_path is not None:
+                ref = read_header(ref_path)
+                check_reference(ref, first, self.prunable)
+                self._refs[which] = ref
+        self._alive: dict[int, dict[str, int]] = {}
+
+    def __repr__(self) -> str:
+        return f"Run({self.label!r}, kind={self.kind!r}, levels={len(self.levels)})"
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def levels(self) -> list[int]:
+        return list(range(len(self._ckpts)))
+
+    @cached_property
+    def method(self) -> str | None:
+        """The method label: level metadata ``method`` (``imp``, ``lrr``, ``lrr+bn-rewind``)
+        when recorded, else built from the config."""
+        recorded = self._ckpts[0].metadata.get("method")
+        if recorded:
+            return recorded
+        method = self.config.get("method")
+        if not method:
+            return None
+        return f"{method}+bn-rewind" if self.config.get("bn_rewind") else str(method)
+
+    @cached_property
+    def batchnorm(self) -> list[str]:
+        return batchnorm_layers(self._ckpts[0])
+
+    def checkpoint(self, level: int) -> Checkpoint:
+        return self._ckpts[self._check_level(level)]
+
+    def numel(self, name: str) -> int:
+        return self._ckpts[0].tensors[name].numel
+
+    def architecture(self) -> dict[str, tuple[int, ...]]:
+        """Prunable tensor name -> shape; runs compare only when these are equal."""
+        return {n: self._ckpts[0].tensors[n].shape for n in self.prunable}
+
+    def reference(self, which: str = "init") -> Checkpoint:
+        if which not in REFERENCES:
+            raise UsageError(f"--reference {which!r}: choose init or rewind")
+        ref = self._refs.get(which)
+        if ref is None:
+            wanted = ("init.safetensors" if self.kind == "signscope"
+                      else "a file whose name starts with 'init'") if which == "init" else "rewind.safetensors"
+            raise RunFormatError(f"{self.path}: no {which} reference ({wanted}); "
+                                 "flips need the signs of the reference")
+        return ref
+
+    def _check_level(self, level: int | None) -> int:
+        if level is None:
+            return len(self._ckpts) - 1
+        try:
+            index = operator.index(level)
+        except TypeError:
+            index = -1
+        if isinstance(level, bool) or not 0 <= index < len(self._ckpts):
+            raise UsageError(f"level {level}: {self.label} has levels 0..{len(self._ckpts) - 1}")
+        return index
+
+    def levels_upto(self, at_level: int | None) -> list[int]:
+        return list(range(self._check_level(at_level) + 1))
+
+    def test_acc(self, level: int) -> float | None:
+        meta = self._ckpts[level].metadata.get("test_acc")
+        if meta is not None:
+            return _float(meta)
+        return _float(self._manifest_levels.get(level, {}).get("test_acc"))
+
+    def alive(self, level: int) -> dict[str, int]:
+        """Alive weights per prunable tensor at ``level`` (masks, or nonzero without masks)."""
+        level = self._check_level(level)
+        if level not in self._alive:
+            from signscope.metrics.layers import alive_counts
+
+            self._alive[level] = alive_counts(self, level)
+        return self._alive[level]
+
+    # ------------------------------------------------------------------ tables
+    def summary(self) -> pl.DataFrame:
+        """run, level, density, alive, test_acc: one row per level."""
+        from signscope.metrics.layers import summary_table
+
+        return summary_table(self)
+
+    def layers(self, level: int | None = None) -> pl.DataFrame:
+        """Every tensor of the level file with shape, dtype and (prunable ones) alive/density."""
+        from signscope.metrics.layers import layers_table
+
+        return layers_table(self, self._check_level(level))
+
+    def flips(self, at_level: int | None = None, reference: str = "init", per_layer: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, pl.DataFrame]:
+        """Sign flips (SPEC section 3): the ``levels``, ``last_flip`` and ``flip_count`` tables."""
+        from signscope.metrics.flips import flip_tables
+
+        return flip_tables(self, at_level, reference, per_layer, progress)
+
+    def bn(self, level: int | None = None) -> dict[str, pl.DataFrame]:
+        """BatchNorm gamma statistics and histogram per BN layer at ``level`` (default last)."""
+        from signscope.metrics.bn import bn_tables
+
+        return bn_tables(self, self._check_level(level))
+
+    def show(self, level: int | None = None) -> dict[str, pl.DataFrame]:
+        """``config`` (key, value), ``levels`` (= summary) and ``layers`` at ``level``."""
+        from signscope.metrics.layers import config_table
+
+        return {"config": config_table(self.config), "levels": self.summary(),
+                "layers": self.layers(level)}
+
+
+def open_run(path: str | os.PathLike | Run) -> Run:
+    """Open the run in folder ``path``; raises RunFormatError when it cannot be read."""
+    if isinstance(path, Run):
+        return path
+    return Run(path)

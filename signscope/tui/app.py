@@ -1,0 +1,288 @@
+"""``signscope tui``: browse runs, levels, layers, flips and BatchNorm in the terminal (issue 6).
+
+Layout: the run tree on the left, one tab per view on the right. Discovery and every metric
+run in thread workers, so the screen stays responsive on multi-GB runs; results are kept per
+(run, level, compared run) until ``r``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.markup import escape
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane, Tree
+
+from signscope.discover import Discovery, FoundRun, discover
+from signscope.errors import SignscopeError
+from signscope.tui.batchnorm import BatchNormPane
+from signscope.tui.compare import ComparePane
+from signscope.tui.export import FigureRequest
+from signscope.tui.flips import FlipsPane
+from signscope.tui.help import HelpScreen
+from signscope.tui.layers import LayersPane
+from signscope.tui.overview import OverviewPane
+from signscope.tui.pane import ResultPane
+from signscope.tui.runtree import NodeRef, RunTree
+from signscope.tui.state import Selection, toggle_mark
+from signscope.tui.store import Store
+
+TABS = (
+    ("overview", "Overview", OverviewPane),
+    ("flips", "Flips", FlipsPane),
+    ("layers", "Layers", LayersPane),
+    ("batchnorm", "BatchNorm", BatchNormPane),
+    ("compare", "Compare", ComparePane),
+)
+# Arrow keys move through levels faster than a ResNet50 level computes; wait for the cursor
+# to rest before starting work for it.
+SETTLE_S = 0.12
+
+
+class SignscopeApp(App[None]):
+    """The terminal UI over the runs found below ``paths``."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "signscope"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("r", "reload", "Reload"),
+        Binding("c", "mark", "Mark for compare"),
+        Binding("e", "export", "Export figure"),
+        Binding("slash", "filter", "Filter layers", key_display="/"),
+        Binding("f", "reference", "Flips from init/rewind"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        *(Binding(str(i), f"tab('{tab}')", label, show=False)
+          for i, (tab, label, _) in enumerate(TABS, start=1)),
+    ]
+
+    def __init__(self, paths: Sequence[str | os.PathLike] | None = None,
+                 export_dir: str | os.PathLike = "figures", export_format: str = "png") -> None:
+        super().__init__()
+        self.paths = tuple(str(p) for p in (paths or ["."]))
+        self.export_dir = Path(export_dir)
+        self.export_format = export_format
+        self.exported: list[Path] = []  # every file the e key wrote, in order
+        self.store = Store()
+        self.runs: dict[str, FoundRun] = {}
+        self.selection = Selection()
+        self._marks: tuple[str, ...] = ()
+        self.reference = "init"
+        self._settle_timer = None
+        self._discovery_timer = None
+        self._started = time.perf_counter()
+        # Seconds from construction to "first screen" (tree and the first run's config on
+        # screen) and to "overview filled" (its levels and chart computed); see timing.py.
+        self.timings: dict[str, float] = {}
+
+    # -- layout -----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="±")
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield RunTree(id="tree")
+            with TabbedContent(id="tabs"):
+                for tab, label, pane in TABS:
+                    with TabPane(label, id=tab):
+                        yield pane(self.store, id=f"{tab}-pane")
+        yield Static("", id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = " ".join(self.paths)
+        self._look_for_runs()
+
+    def _look_for_runs(self) -> None:
+        tree = self.query_one("#tree", RunTree)
+        # An animated indicator competes with discovery for the GIL: show it only when
+        # discovery is slow enough to need it (a big folder tree).
+        self._discovery_timer = tree.set_timer(0.3, lambda: setattr(tree, "loading", True))
+        self.find_runs()
+
+    # -- discovery --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="discover", exit_on_error=False)
+    def find_runs(self) -> Discovery:
+        return discover(self.paths)
+
+    def on_worker_state_changed(self, event) -> None:
+        worker = event.worker
+        if worker.group == "export" and worker.is_finished and worker.result is not None:
+            text, severity = worker.result
+            self.notify(text, severity=severity, timeout=8)
+            return
+        if worker.group != "discover" or not worker.is_finished:
+            return
+        tree = self.query_one("#tree", RunTree)
+        self._discovery_timer.stop()
+        tree.loading = False
+        if worker.error is not None:
+            self._show_empty(f"[b]Could not look for runs:[/b] {escape(str(worker.error))}")
+            return
+        self._show_discovery(worker.result)
+
+    def _show_discovery(self, found: Discovery) -> None:
+        previous = self._current_ref()
+        self.runs = {r.label: r for r in found.runs}
+        self._marks = tuple(m for m in self._marks if m in self.runs)
+        tree = self.query_one("#tree", RunTree)
+        tree.show_runs(found.runs, found.roots)
+        tree.set_marks(self._marks)
+        for problem in found.problems:
+            self.notify(problem, severity="warning", timeout=8)
+        if not found.runs:
+            where = ", ".join(escape(p) for p in found.roots)
+            self._show_empty(
+                f"[b]No runs found below {where}.[/b]\n\n"
+                "A run is a folder holding [b]run.json[/b] (written by [i]signscope train[/i]) "
+                "or any folder of [b]*.safetensors[/b] checkpoints.\n"
+                "Start the UI on such a folder: [b]signscope tui runs/[/b]   ·   "
+                "[b]r[/b] looks again   ·   [b]q[/b] quits"
+            )
+            self._select(None)
+            return
+        self.set_class(False, "-empty")
+        default = next((r for r in found.runs if r.ok), found.runs[0])
+        target = previous if previous is not None and previous.label in self.runs else NodeRef(default.label)
+
+        def place_cursor() -> None:
+            tree.select_ref(target)
+            tree.focus()
+            self._select(target)
+            self.call_after_refresh(self._stamp, "first screen")
+
+        self.call_after_refresh(place_cursor)
+
+    def _show_empty(self, text: str) -> None:
+        self.query_one("#empty", Static).update(text)
+        self.set_class(True, "-empty")
+
+    # -- selection --------------------------------------------------------------------------
+    def _current_ref(self) -> NodeRef | None:
+        sel = self.selection
+        return None if sel.run is None else NodeRef(sel.run.label, sel.level)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+        ref = event.node.data
+        # The tree owns the timer, so it dies with the tree when the app closes.
+        self._settle_timer = event.control.set_timer(SETTLE_S, lambda: self._select(ref))
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+        self._select(event.node.data)
+
+    def _select(self, ref: NodeRef | None) -> None:
+        run = self.runs.get(ref.label) if ref is not None else None
+        self.selection = Selection(
+            run=run,
+            level=ref.level if ref is not None and run is not None else None,
+            marked=tuple(self.runs[m] for m in self._marks),
+            runs=tuple(self.runs.values()),
+            reference=self.reference,
+        )
+        self._refresh_active()
+
+    def _active_pane(self) -> ResultPane:
+        tabs = self.query_one("#tabs", TabbedContent)
+        return self.query_one(f"#{tabs.active}-pane", ResultPane)
+
+    def _refresh_active(self) -> None:
+        try:
+            pane = self._active_pane()
+        except NoMatches:  # the app is closing: its widgets are already gone
+            return
+        pane.update_selection(self.selection)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._refresh_active()
+
+    def _stamp(self, name: str) -> None:
+        self.timings.setdefault(name, time.perf_counter() - self._started)
+
+    def on_result_pane_shown(self, event: ResultPane.Shown) -> None:
+        if isinstance(event.control, OverviewPane):
+            self._stamp("overview filled")
+
+    def on_result_pane_run_broken(self, event: ResultPane.RunBroken) -> None:
+        run = self.runs.get(event.label)
+        if run is None or run.error == event.error:
+            return
+        self.runs[event.label] = dataclasses.replace(run, error=event.error)
+        self.query_one("#tree", RunTree).flag(event.label, event.error)
+        self._select(self._current_ref())
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_reload(self) -> None:
+        self.store.clear()
+        for pane in self.query(ResultPane):
+            pane.forget()
+        self._look_for_runs()
+        self.notify("Looking for runs again; cached results dropped.", timeout=3)
+
+    def action_mark(self) -> None:
+        run = self.selection.run
+        if run is None:
+            self.notify("Select a run in the tree first.", severity="warning")
+            return
+        marked = toggle_mark(tuple(self.runs[m] for m in self._marks), run)
+        self._marks = tuple(r.label for r in marked)
+        self.query_one("#tree", RunTree).set_marks(self._marks)
+        if len(self._marks) == 2:
+            a, b = self._marks
+            self.notify(f"Comparing A={a} with B={b}: Compare tab (5)", timeout=4)
+        elif self._marks:
+            self.notify(f"Marked {self._marks[0]} as A; mark one more run with c.", timeout=4)
+        else:
+            self.notify("No runs marked.", timeout=3)
+        self._select(self._current_ref())
+
+    def action_reference(self) -> None:
+        self.reference = "rewind" if self.reference == "init" else "init"
+        self.notify(f"Sign flips now count from the {self.reference} weights.", timeout=4)
+        self._select(self._current_ref())
+
+    def action_filter(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "layers"
+        self.query_one("#layers-pane", LayersPane).focus_filter()
+
+    def action_export(self) -> None:
+        pane = self._active_pane()
+        try:
+            request = pane.figure_request(self.selection)
+        except SignscopeError as exc:
+            self.notify(str(exc), severity="warning", timeout=6)
+            return
+        self.notify(f"Exporting {request.title} ...", timeout=2)
+        self.export_figure(request)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def export_figure(self, request: FigureRequest) -> tuple[str, str]:
+        """Write the figures; return the notification (text, severity) for the UI thread."""
+        try:
+            paths, skipped = request.export(self.store, self.export_dir, self.export_format)
+        except SignscopeError as exc:
+            return str(exc), "error"
+        except Exception as exc:  # a bug in a figure must not take the browser down
+            return f"export failed: {type(exc).__name__}: {exc}", "error"
+        self.exported.extend(paths)
+        message = "wrote " + ", ".join(str(p) for p in paths)
+        if skipped:
+            message += "\nnot drawn: " + "; ".join(skipped)
+        return message, "information"

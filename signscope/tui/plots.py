@@ -1,0 +1,97 @@
+"""Terminal charts (textual-plotext) for the tabs: bars for histograms, lines against level.
+
+Iterative pruning removes a fixed fraction per level, so the paper's sparsity axes (Fig 3, 4,
+13) space levels evenly; the charts here do the same: x is the level, ticks are labelled with
+the level's sparsity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from textual_plotext import PlotextPlot
+
+# The figure theme's method colours (signscope.figures.theme.METHOD_COLOURS: IMP blue, LRR
+# orange), as RGB for plotext; repeated here because importing the figure layer loads Altair,
+# which would cost the first screen most of a second. Other series take plotext's named colours.
+_METHOD_COLOURS = {"imp": (76, 120, 168), "lrr": (245, 133, 24), "lrr+bn-rewind": (84, 162, 75)}
+_SPARE = ("magenta", "cyan", "red", "yellow", "green", "white")
+
+
+def series_colour(name: str | None, index: int) -> str | tuple[int, int, int]:
+    return _METHOD_COLOURS.get(name or "", _SPARE[index % len(_SPARE)])
+
+
+def sparsity_label(density: float | None) -> str:
+    if density is None:
+        return "?"
+    s = 100.0 * (1.0 - float(density))
+    return f"{s:.3g}%" if s < 99.95 else f"{s:.4g}%"
+
+
+def compact(value: float) -> str:
+    """``754348`` -> ``754k``: axis labels that fit a terminal column."""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if v >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}"
+
+
+def count_ticks(top: float, n: int = 5) -> list[float]:
+    """About ``n`` round ticks from 0 to at least ``top`` (1, 2 or 5 times a power of ten)."""
+    if top <= 0:
+        return [0.0]
+    raw = top / (n - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(math.ceil(top / step)) + 1)]
+
+
+def _reset(plot: PlotextPlot, title: str, xlabel: str, ylabel: str) -> None:
+    plt = plot.plt
+    plt.clear_figure()
+    plt.title(title)
+    plt.xlabel(xlabel)
+    plt.ylabel(ylabel)
+
+
+def draw_bars(
+    plot: PlotextPlot, labels: Sequence, counts: Sequence[float], title: str, xlabel: str,
+    ylabel: str = "weights", colour: str | tuple[int, int, int] = "blue",
+) -> None:
+    """A histogram already binned by the inspection layer (one bar per label)."""
+    _reset(plot, title, xlabel, ylabel)
+    if len(labels):
+        plot.plt.bar([str(x) for x in labels], list(counts), color=colour, width=0.6)
+        ticks = count_ticks(max(counts))
+        plot.plt.yticks(ticks, [compact(t) for t in ticks])
+    plot.refresh()
+
+
+def draw_lines(
+    plot: PlotextPlot,
+    series: Sequence[tuple[str, Sequence[int], Sequence[float]]],
+    ticks: Sequence[tuple[int, str]],
+    title: str,
+    ylabel: str,
+    xlabel: str = "sparsity",
+    colours: Sequence[str | tuple[int, int, int]] | None = None,
+) -> None:
+    """One line per ``(name, levels, values)``; ``ticks`` label levels with their sparsity."""
+    _reset(plot, title, xlabel, ylabel)
+    plt = plot.plt
+    for i, (name, xs, ys) in enumerate(series):
+        points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+        if not points:
+            continue
+        colour = colours[i] if colours else series_colour(name, i)
+        plt.plot([p[0] for p in points], [p[1] for p in points], label=name, marker="braille",
+                 color=colour)
+    if ticks:
+        step = max(1, len(ticks) // 8)
+        shown = list(ticks)[::step]
+        plt.xticks([t for t, _ in shown], [label for _, label in shown])
+    plot.refresh()

@@ -1,0 +1,382 @@
+"""The terminal UI (`signscope tui`): Pilot tests of what a user does, the CLI entry point,
+and one run in a real pseudo-terminal (tmux)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from runfactory import random_run, write_safetensors
+from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.worker import WorkerCancelled, WorkerFailed
+
+import signscope
+from signscope.tui.app import SignscopeApp
+from signscope.tui.runtree import RunTree
+
+SIZE = (120, 36)
+
+
+def pilot_test(fn):
+    """Run an async Pilot test on its own event loop (no pytest-asyncio needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def build_demo(root: Path) -> Path:
+    """Three small deterministic runs below ``root/runs``: IMP, LRR and a truncated one."""
+    random_run(root / "runs" / "imp", seed=0, n_levels=4, method="imp")
+    random_run(root / "runs" / "lrr", seed=1, n_levels=4, method="lrr")
+    broken = random_run(root / "runs" / "zbroken", seed=2, n_levels=2, method="lrr")
+    data = (broken / "level_001.safetensors").read_bytes()
+    (broken / "level_001.safetensors").write_bytes(data[:-40])
+    return root / "runs"
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    """Run inside tmp_path so the labels on screen are the stable relative ``runs/...``."""
+    build_demo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+async def settle(pilot) -> None:
+    """Let the tree cursor rest (the app waits SETTLE_S) and every worker finish."""
+    await pilot.pause(0.25)
+    for _ in range(3):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except (WorkerCancelled, WorkerFailed):  # superseded or failed work: the panes show it
+            pass
+        await pilot.pause()
+
+
+async def until(pilot, condition, timeout: float = 20.0) -> None:
+    """Pause until ``condition()`` holds (for states a held-back worker keeps from settling)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
+def rows(app, table_id: str) -> list[list[str]]:
+    table = app.query_one(table_id, DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def message(app, pane: str) -> str:
+    return str(app.query_one(f"#{pane}-pane .message", Static).render())
+
+
+@pilot_test
+async def test_first_screen_shows_the_first_run(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.selection.run.label == "runs/imp"
+        assert app.query_one("#tabs", TabbedContent).active == "overview"
+        config = dict((k, v) for k, v in rows(app, "#overview-config"))
+        assert config["path"] == "runs/imp" and config["method"] == "imp"
+        assert len(rows(app, "#overview-levels")) == 4
+        assert set(app.timings) >= {"first screen", "overview filled"}
+        # The ? screen lists every key.
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        text = str(app.screen.query_one("#help-keys", Static).render())
+        for key, what in (("q", "quit"), ("r", "reload"), ("c", "mark"), ("e", "export"),
+                          ("/", "filter")):
+            assert any(line.startswith(f"{key} ") and what in line for line in text.splitlines())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "HelpScreen"
+
+
+@pilot_test
+async def test_navigate_to_a_run_and_a_level_then_switch_tabs(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # runs/imp and its 4 levels, then runs/lrr.
+        await pilot.press(*["down"] * 5)
+        await settle(pilot)
+        assert (app.selection.run.label, app.selection.level) == ("runs/lrr", None)
+        await pilot.press("down", "down", "down")  # runs/lrr level 2
+        await pilot.press("2")
+        await settle(pilot)
+        assert app.selection.level == 2
+        assert app.query_one("#tabs", TabbedContent).active == "flips"
+        expected = signscope.open_run("runs/lrr").flips(at_level=2)["levels"]
+        shown = rows(app, "#flips-levels")
+        assert [int(r[0]) for r in shown] == expected["level"].to_list()
+        assert [r[-1] for r in shown] == [str(v) for v in expected["flips_init"]]
+        await pilot.press("4")
+        await settle(pilot)
+        bn = signscope.open_run("runs/lrr").bn(2)["bn"]
+        assert [r[0] for r in rows(app, "#bn-stats")] == bn["layer"].to_list()
+        # Coming back to a tab, or to a level, shows the cached tables: nothing is recomputed.
+        computed = app.store.computed
+        for key in ("2", "1", "up", "down", "4"):
+            await pilot.press(key)
+            await settle(pilot)
+        assert app.store.computed == computed
+        await pilot.press("3")
+        await settle(pilot)
+        assert app.store.computed > computed  # Layers at this level was new
+        computed = app.store.computed
+        for key in ("2", "4", "1", "3"):
+            await pilot.press(key)
+            await settle(pilot)
+        assert app.store.computed == computed
+
+
+@pilot_test
+async def test_coming_back_while_a_result_is_computing(demo, monkeypatch):
+    # Hold the Flips computation of the last level until the user has left for level 0 and
+    # come back: the result of the first (cancelled) worker must reach the screen, and the
+    # level must be computed only once.
+    from signscope.tui.flips import FlipsPane
+
+    original = FlipsPane.compute
+    release = threading.Event()
+    calls = []
+
+    def held(self, sel, progress):
+        calls.append(sel.effective_level)
+        if sel.effective_level == 3:
+            release.wait(10)
+        return original(self, sel, progress)
+
+    monkeypatch.setattr(FlipsPane, "compute", held)
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.press("down")  # level 0 of runs/imp
+        pane = app.query_one("#flips-pane")
+        await until(pilot, lambda: pane._shown == ("flips", "runs/imp", 0, "init"))
+        await pilot.press("up")  # back to runs/imp, i.e. its last level
+        await until(pilot, lambda: pane._wanted == ("flips", "runs/imp", 3, "init"))
+        assert pane.busy
+        release.set()
+        await settle(pilot)
+        assert not pane.busy and pane._shown == ("flips", "runs/imp", 3, "init")
+        assert len(rows(app, "#flips-levels")) == 4
+        assert sorted(calls) == [0, 3]
+
+
+@pilot_test
+async def test_mark_two_runs_and_compare(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.press("5")
+        await settle(pilot)
+        assert "Marked: runs/imp" in message(app, "compare")
+        await pilot.press(*["down"] * 5)
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        tree = app.query_one("#tree", RunTree)
+        assert str(tree.root.children[0].label).startswith("[A] imp")
+        assert str(tree.root.children[1].label).startswith("[B] lrr")
+        masks = signscope.masks("runs/imp", "runs/lrr").filter(pl.col("layer") == "*")
+        signs = signscope.signs("runs/imp", "runs/lrr").filter(pl.col("layer") == "*")
+        shown = rows(app, "#compare-table")
+        header = [str(c.label) for c in app.query_one("#compare-table", DataTable).columns.values()]
+        col = header.index("jaccard")
+        assert [float(r[col]) for r in shown] == pytest.approx(masks["jaccard"].to_list(), abs=1e-4)
+        col = header.index("agreement")
+        assert [float(r[col]) for r in shown] == pytest.approx(signs["agreement"].to_list(), abs=1e-4)
+        # The Layers tab now shows sign agreement with the other marked run.
+        await pilot.press("3")
+        await settle(pilot)
+        per_layer = signscope.signs("runs/lrr", "runs/imp", per_layer=True)
+        last = per_layer.filter((pl.col("level") == 3) & (pl.col("layer") != "*")).sort("layer")
+        assert [float(r[-1]) for r in rows(app, "#layers-table")] == pytest.approx(
+            last["agreement"].to_list(), abs=1e-4)
+        # c on a marked run unmarks it.
+        await pilot.press("c")
+        await pilot.press("5")
+        await settle(pilot)
+        assert "Marked: runs/imp" in message(app, "compare")
+
+
+@pilot_test
+async def test_filter_layers(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        assert app.query_one("#tabs", TabbedContent).active == "layers"
+        assert isinstance(app.focused, Input)
+        assert [r[0] for r in rows(app, "#layers-table")] == ["conv1.weight", "fc.weight"]
+        await pilot.press("f", "c")
+        assert [r[0] for r in rows(app, "#layers-table")] == ["fc.weight"]
+        await pilot.press("x")
+        assert rows(app, "#layers-table") == []
+        await pilot.press("escape")
+        assert isinstance(app.focused, RunTree)
+        # Typing in the filter never recomputed anything.
+        assert app.query_one("#layers-filter", Input).value == "fcx"
+
+
+@pilot_test
+async def test_export_writes_the_current_tabs_figure(demo):
+    app = SignscopeApp(["runs"], export_dir="figs", export_format="svg")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # Compare without two marked runs has nothing to export, and says why.
+        await pilot.press("5", "e")
+        await settle(pilot)
+        assert app.exported == [] and not Path("figs").exists()
+        assert any("mark two runs" in n.message for n in app._notifications)
+        await pilot.press("2", "e")
+        await settle(pilot)
+        expected = {Path("figs/runs_imp/last-flip.svg"), Path("figs/runs_imp/flip-count.svg")}
+        assert set(app.exported) == expected
+        for path in expected:
+            assert path.read_text().lstrip().startswith("<svg")
+
+
+@pilot_test
+async def test_corrupt_run_is_flagged_and_the_app_keeps_working(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one("#tree", RunTree)
+        broken = tree.root.children[2]
+        assert "✗ zbroken" in str(broken.label)
+        assert "truncated" in str(broken.children[0].label)
+        tree.move_cursor(broken)
+        await settle(pilot)
+        assert app.selection.run.label == "runs/zbroken"
+        assert "truncated" in message(app, "overview")
+        await pilot.press("2")
+        await settle(pilot)
+        assert "Select a run" in message(app, "flips")
+        await pilot.press("up")
+        await settle(pilot)
+        assert app.selection.run.label == "runs/lrr"
+
+
+@pilot_test
+async def test_run_that_fails_to_open_is_flagged_after_discovery(demo):
+    # Discovery reads headers only; a level whose tensors differ from level 0 is caught by
+    # open_run when the run is first used, and the tree flags it then.
+    rng = np.random.default_rng(0)
+    folder = Path("runs/mixed")
+    write_safetensors(folder / "a.safetensors", {"fc.weight": rng.normal(size=(3, 4)).astype(np.float32)})
+    write_safetensors(folder / "b.safetensors", {"fc.weight": rng.normal(size=(4, 4)).astype(np.float32)})
+    app = SignscopeApp(["runs/mixed"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one("#tree", RunTree)
+        assert "✗ runs/mixed" in str(tree.root.children[0].label)
+        assert "fc.weight" in message(app, "overview")
+
+
+@pilot_test
+async def test_empty_state_and_reload(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("runs").mkdir()
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.has_class("-empty")
+        assert "No runs found below runs" in str(app.query_one("#empty", Static).render())
+        random_run(Path("runs/new"), seed=0, n_levels=2)
+        await pilot.press("r")
+        await settle(pilot)
+        assert not app.has_class("-empty")
+        assert app.selection.run.label == "runs/new"
+
+
+@pilot_test
+async def test_reload_keeps_the_selection_and_drops_the_cache(demo):
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 7)  # runs/lrr level 1
+        await settle(pilot)
+        before = app.store.computed
+        await pilot.press("r")
+        await settle(pilot)
+        assert (app.selection.run.label, app.selection.level) == ("runs/lrr", 1)
+        assert app.store.computed > before
+
+
+def _signscope(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "signscope", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_rejects_a_missing_path(tmp_path):
+    result = _signscope("tui", "nope", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: tui: no such file or folder: nope"
+
+
+def test_cli_rejects_an_unknown_export_format(tmp_path):
+    result = _signscope("tui", ".", "--export-format", "gif", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --export-format gif")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tui_in_a_real_terminal(demo):
+    """Start `signscope tui` in tmux, read the screen, quit with q."""
+    socket = f"signscope-test-{os.getpid()}"
+    tmux = ["tmux", "-L", socket]
+    rc_file = demo / "rc"
+    # Textual draws on stderr, so it cannot be redirected; the exit status tells failures.
+    command = f"{sys.executable} -m signscope tui runs; echo $? > {rc_file}"
+    # pytest-xdist workers export COLUMNS/LINES, which would override the tmux window size.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    subprocess.run([*tmux, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", command],
+                   check=True, cwd=demo, env=env)
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "tui"],
+                              capture_output=True, text=True).stdout
+
+    def why() -> str:
+        status = rc_file.read_text() if rc_file.exists() else "still running"
+        return f"screen:\n{text}\nexit status: {status}"
+
+    try:
+        text = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not rc_file.exists():
+            text = screen()
+            if "test accuracy" in text and "zbroken" in text:
+                break
+            time.sleep(0.2)
+        assert "runs/imp" in text and "Overview" in text, why()
+        assert "test accuracy vs sparsity" in text, why()
+        assert "✗ zbroken" in text, why()
+        subprocess.run([*tmux, "send-keys", "-t", "tui", "q"], check=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not rc_file.exists():
+            time.sleep(0.1)
+        assert rc_file.exists() and rc_file.read_text().strip() == "0", why()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

@@ -1,0 +1,149 @@
+"""One epoch of training and one evaluation pass: the plain shape of torchvision's reference
+``train_one_epoch`` / ``evaluate``, with the GPU habits of airbench.
+
+On CUDA the data already sits on the device (see trainers.data), the model runs in
+channels_last under bf16 autocast (BatchNorm parameters and statistics stay fp32), and the loss
+and accuracy are summed on the device and read once per epoch: no per-step ``.item()``, so the
+host never waits for the GPU inside an epoch. On CPU the same code runs in plain fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.pruning import MaskEnforcer
+
+EVAL_BATCH = 2048
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    examples: int
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA, nothing on CPU (fp32 keeps CPU runs exact and reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class ForeachSGD:
+    """SGD with momentum and weight decay: torch.optim.SGD's update (no dampening, no Nesterov)
+    in a few foreach calls.
+
+    Used on CPU because constructing any torch.optim optimizer imports torch._dynamo, which
+    costs about 4 s of CPU time per process, as much as a whole demo level. It exposes the
+    ``param_groups[0]["lr"]`` that the loop sets, like a torch optimizer.
+    """
+
+    def __init__(self, params, lr: float, momentum: float, weight_decay: float):
+        self.params = [p for p in params if p.requires_grad]
+        self.param_groups = [{"lr": lr}]
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.buffers: list[torch.Tensor] | None = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            raise RuntimeError("ForeachSGD expects a gradient for every parameter")
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        if self.momentum:
+            if self.buffers is None:
+                self.buffers = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.buffers, self.momentum)
+                torch._foreach_add_(self.buffers, grads)
+            grads = self.buffers
+        torch._foreach_add_(self.params, grads, alpha=-self.param_groups[0]["lr"])
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
+                   device: torch.device):
+    """SGD over all parameters: torch's fused kernel on CUDA (one launch for the whole
+    update), :class:`ForeachSGD` on CPU."""
+    if device.type == "cuda":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                               weight_decay=weight_decay, fused=True)
+    return ForeachSGD(model.parameters(), lr, momentum, weight_decay)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    lrs: Sequence[float],
+    masks: MaskEnforcer,
+    *,
+    on_step: Callable[[int], None] | None = None,
+) -> EpochStats:
+    """Train over ``batches`` with ``lrs[i]`` at step ``i``; masks are re-applied after every
+    optimizer step so pruned weights stay exactly zero under momentum and weight decay."""
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float32)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    autocast = autocast_for(device)
+    step = -1
+    for step, (x, y) in enumerate(batches):
+        for group in optimizer.param_groups:
+            group["lr"] = lrs[step]
+        with autocast:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        masks.apply()
+        n = y.shape[0]
+        loss_sum += loss.detach().float() * n
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += n
+        if on_step is not None:
+            on_step(step + 1)
+    if step + 1 != len(lrs):  # the schedule was computed for a different number of steps
+        raise RuntimeError(f"epoch ran {step + 1} steps, schedule has {len(lrs)}")
+    loss_val = float(loss_sum) / max(seen, 1)
+    return EpochStats(loss=loss_val, acc=int(correct) / max(seen, 1), examples=seen)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Top-1 accuracy over ``batches`` (the test set, in order, large batches)."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    with autocast_for(device):
+        for x, y in batches:
+            correct += (model(x).argmax(1) == y).sum()
+            seen += y.shape[0]
+    return int(correct) / max(seen, 1)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> tuple[int, bool]:
+    """Optimizer steps per epoch and the ``drop_last`` that gives them.
+
+    Mirrors trainers.data.batches: each rank sees ``n // world_size`` examples. A last batch of
+    a single example is dropped, because BatchNorm cannot normalise one value per channel.
+    """
+    per_rank = n_train // world_size
+    drop_last = per_rank % batch_size == 1 and per_rank > 1
+    steps = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+    return steps, drop_last

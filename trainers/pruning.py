@@ -1,0 +1,164 @@
+"""Masks: how many weights a level keeps, which ones (a registry of criteria), how level L
+starts (SPEC section 1's table), and keeping pruned weights at exactly zero while training.
+
+Criteria are functions of a :class:`PruneContext` that return the new masks, registered by
+name with :func:`register_criterion`. ``magnitude`` is the paper's global magnitude pruning
+(A.3: "we keep 80% of the currently remaining parameters of highest magnitude"); criteria that
+need data or gradients (SNIP, SynFlow) or allocate per layer (balanced random masks) fit the
+same signature because the context carries the model, the data and a seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Masks = dict[str, torch.Tensor]  # state-dict name -> bool tensor, True = alive
+
+
+@dataclass
+class PruneContext:
+    """What a criterion may look at when it chooses the masks of ``level``."""
+
+    level: int
+    weights: Mapping[str, torch.Tensor]  # prunable tensors at the end of level-1 (pruned ones 0)
+    masks: Masks                         # masks of level-1
+    n_keep: int                          # alive weights the new masks must have in total
+    model: torch.nn.Module | None = None  # holding the end-of-(level-1) state
+    dataset: Any = None
+    generator: torch.Generator | None = None
+    config: Any = None
+
+
+Criterion = Callable[[PruneContext], Masks]
+CRITERIA: dict[str, Criterion] = {}
+
+
+def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
+    def deco(fn: Criterion) -> Criterion:
+        CRITERIA[name] = fn
+        return fn
+
+    return deco
+
+
+def target_alive(total: int, prune_fraction: float, level: int) -> int:
+    """Alive prunable weights at ``level``: round(total * (1 - f)^level).
+
+    Computing the target from the total, not from the previous level's count, keeps the
+    density within half a weight of 0.8^L at every level instead of letting rounding drift.
+    """
+    return int(round(total * (1.0 - prune_fraction) ** level))
+
+
+def keep_top_global(scores: Mapping[str, torch.Tensor], masks: Masks, n_keep: int) -> Masks:
+    """Keep the ``n_keep`` alive entries of highest score over all tensors together.
+
+    Pruned entries never come back (their score is -inf). Ties are broken by position: the
+    tensors in registry (module) order, then row-major within a tensor, earlier wins, so the
+    result does not depend on the device or the sort implementation.
+    """
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
+    alive = torch.cat([masks[n].reshape(-1) for n in names])
+    if n_keep > int(alive.sum()):
+        raise ValueError(f"cannot keep {n_keep} weights: only {int(alive.sum())} are alive")
+    if torch.isnan(flat[alive]).any():
+        from signscope.errors import SignscopeError
+
+        raise SignscopeError("pruning scores contain NaN: training diverged (try a lower --lr)")
+    flat = torch.where(alive, flat, torch.tensor(float("-inf"), device=flat.device))
+    order = torch.sort(flat, descending=True, stable=True).indices
+    keep = torch.zeros_like(alive)
+    keep[order[:n_keep]] = True
+    out: Masks = {}
+    start = 0
+    for n in names:
+        numel = scores[n].numel()
+        out[n] = keep[start:start + numel].reshape(scores[n].shape)
+        start += numel
+    return out
+
+
+@register_criterion("magnitude")
+def magnitude(ctx: PruneContext) -> Masks:
+    """Global magnitude pruning over all prunable weights (Frankle & Carbin, 2019; paper A.3)."""
+    return keep_top_global({n: w.abs() for n, w in ctx.weights.items()}, ctx.masks, ctx.n_keep)
+
+
+def prune(criterion: str, ctx: PruneContext) -> Masks:
+    masks = CRITERIA[criterion](ctx)
+    alive = sum(int(m.sum()) for m in masks.values())
+    if alive != ctx.n_keep:  # a criterion's contract; a mismatch would break density 0.8^L
+        raise RuntimeError(f"criterion {criterion!r} kept {alive} weights, expected {ctx.n_keep}")
+    return masks
+
+
+def dense_masks(weights: Mapping[str, torch.Tensor]) -> Masks:
+    return {n: torch.ones(w.shape, dtype=torch.bool, device=w.device) for n, w in weights.items()}
+
+
+def masked(state: Mapping[str, torch.Tensor], masks: Masks) -> dict[str, torch.Tensor]:
+    """``state`` with the masked tensors zeroed (+0.0, exactly as the level files store them)."""
+    out = dict(state)
+    for n, m in masks.items():
+        v = state[n]
+        out[n] = torch.where(m.to(v.device), v, torch.zeros((), dtype=v.dtype, device=v.device))
+    return out
+
+
+def _imp_start(prev, rewind, bn_names, bn_rewind):
+    # Weight rewinding rewinds the whole network, BatchNorm included.
+    return dict(rewind)
+
+
+def _lrr_start(prev, rewind, bn_names, bn_rewind):
+    start = dict(prev)
+    if bn_rewind:
+        start.update({k: rewind[k] for k in bn_names})
+    return start
+
+
+START_RULES = {"imp": _imp_start, "lrr": _lrr_start}
+
+
+def level_start_state(method: str, *, prev_state: Mapping[str, torch.Tensor],
+                      rewind_state: Mapping[str, torch.Tensor], masks: Masks,
+                      bn_names: Iterable[str] = (), bn_rewind: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict level L >= 1 starts from (SPEC section 1's table).
+
+    imp: rewind point ⊙ mask_L. lrr: end of level L-1 ⊙ mask_L, with ``bn_rewind`` the
+    BatchNorm parameters and running statistics (``bn_names``) taken from the rewind point.
+    """
+    if method not in START_RULES:
+        raise ValueError(f"unknown method {method!r}")
+    return masked(START_RULES[method](prev_state, rewind_state, list(bn_names), bn_rewind), masks)
+
+
+class MaskEnforcer:
+    """Multiplies the prunable parameters by their masks after every optimizer step.
+
+    Momentum and weight decay would otherwise move pruned weights off zero. One fused
+    ``torch._foreach_mul_`` over all masked tensors keeps that to a single kernel launch
+    group per step on CUDA. Fully dense tensors are left out, so level 0 costs nothing.
+    """
+
+    def __init__(self, params: Mapping[str, torch.nn.Parameter], masks: Masks):
+        self.params: list[torch.Tensor] = []
+        self.factors: list[torch.Tensor] = []
+        for name, p in params.items():
+            m = masks[name]
+            if bool(m.all()):
+                continue
+            factor = torch.empty_like(p)  # same device, dtype and memory format as the weight
+            factor.copy_(m)
+            self.params.append(p)
+            self.factors.append(factor)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.factors)

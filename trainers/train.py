@@ -1,0 +1,389 @@
+"""The level loop of iterative pruning (SPEC section 1) and the run directory it writes
+(SPEC section 2): the Python entry point behind ``signscope train``.
+
+Level 0 trains the dense network from the initial weights and records the rewind point at the
+end of epoch ``rewind_epoch`` (0 = the initial weights), whatever the method, so IMP and LRR from
+one seed share ``init.safetensors`` and ``rewind.safetensors`` byte for byte (paper A.3: "We
+ensure that each run of IMP and LRR has an identical rewind point"). Every level L >= 1 prunes
+the end of level L-1 (trainers.pruning), starts from :func:`trainers.pruning.level_start_state`
+and retrains with a fresh optimizer and a restarted LR schedule, warmup included.
+
+Resuming relies on two facts: a level file is renamed into place only when complete, and
+everything random in a level is drawn from generators seeded by (seed, level). A resumed run
+therefore recomputes exactly what the uninterrupted run computed. Momentum buffers start empty
+at every level, so the level files hold all state that crosses a level boundary.
+
+``rank``/``world_size`` are threaded through for data-parallel training: the batches are
+sharded by rank and only rank 0 writes files. (Gradient and metric all-reduce belong to the
+DDP wrapper, which this module does not set up.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from signscope.errors import SignscopeError, UsageError
+from signscope.runformat import (
+    INIT_FILE,
+    METRICS,
+    REWIND_FILE,
+    atomic_append_line,
+    atomic_write_bytes,
+    level_filename,
+    prepare_output_dir,
+    read_manifest,
+    write_manifest,
+)
+from trainers.checkpoint import (
+    completed_levels,
+    read_level,
+    read_reference,
+    write_level,
+    write_reference,
+)
+from trainers.config import RESUMABLE_CHANGES, TrainConfig, config_from_json
+from trainers.data import batches, load_dataset
+from trainers.loop import EVAL_BATCH, evaluate, make_optimizer, steps_per_epoch, train_one_epoch
+from trainers.models import build_model, prunable_parameters
+from trainers.progress import Reporter
+from trainers.pruning import (
+    MaskEnforcer,
+    PruneContext,
+    dense_masks,
+    level_start_state,
+    masked,
+    prune,
+    target_alive,
+)
+from trainers.schedule import level_lrs
+
+State = dict[str, torch.Tensor]
+LevelCallback = Callable[[int, nn.Module], None]
+
+# Independent random streams of a level, each seeded from (seed, level, stream).
+_DATA, _GLOBAL, _PRUNE = 0, 1, 2
+
+
+def level_seed(seed: int, level: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, level, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build"
+        raise SignscopeError(f"--device cuda: no CUDA device is available (torch {torch.__version__}, "
+                             f"{build}); use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def snapshot(model: nn.Module) -> State:
+    """A copy of the state dict: ``state_dict()`` aliases the live parameters."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def batchnorm_state_names(model: nn.Module) -> list[str]:
+    """State-dict names of every BatchNorm parameter and buffer (gamma, beta, running stats)."""
+    return [f"{prefix}.{k}" if prefix else k
+            for prefix, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for k in m.state_dict()]
+
+
+def _check_fits(state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor], what: str) -> None:
+    if set(state) != set(model_state):
+        extra, missing = sorted(set(state) - set(model_state)), sorted(set(model_state) - set(state))
+        raise SignscopeError(f"{what}: different architecture (tensors missing: {missing[:3]}, "
+                             f"unexpected: {extra[:3]})")
+    for k, v in model_state.items():
+        if tuple(state[k].shape) != tuple(v.shape) or state[k].dtype != v.dtype:
+            raise SignscopeError(f"{what}: different architecture ({k} is {tuple(state[k].shape)} "
+                                 f"{state[k].dtype}, the model has {tuple(v.shape)} {v.dtype})")
+
+
+@contextlib.contextmanager
+def _training_context(device: torch.device, cfg_threads: int):
+    """Per-level seeding of the global RNG without disturbing the caller's; the configured CPU
+    thread count; cuDNN autotuning on CUDA (fixed input shapes, so it pays off after the
+    first batches). The caller's settings are restored afterwards.
+
+    CPU runs are reproducible without ``torch.use_deterministic_algorithms``: the CPU kernels
+    used here are deterministic for a fixed thread count (tests/test_train_runs.py checks it),
+    and the flag would import torch._inductor, seconds of start-up for every run.
+    """
+    benchmark, threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    torch.backends.cudnn.benchmark = device.type == "cuda" or benchmark
+    if cfg_threads:
+        torch.set_num_threads(cfg_threads)
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_num_threads(threads)
+
+
+@dataclasses.dataclass
+class _Session:
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    reporter: Reporter
+    is_main: bool
+    summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # of the current level
+
+    def manifest(self, complete: bool) -> None:
+        if self.is_main:
+            write_manifest(self.out, self.cfg.to_json(), self.summaries, complete,
+                           method=self.cfg.label, device=self.device.type,
+                           threads=torch.get_num_threads())
+
+
+def _check_resumable(cfg: TrainConfig, out: Path) -> dict | None:
+    manifest = read_manifest(out)
+    if manifest is None:
+        if any(out.glob("*.safetensors")):
+            raise UsageError(f"--resume {out}: no run.json there, so it is not a signscope run to continue")
+        return None
+    stored = config_from_json(manifest.get("config", {}))
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(cfg, f.name):
+            raise UsageError(f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
+                             f"{getattr(stored, f.name)!r} in the run")
+    return manifest
+
+
+def _metrics_for(out: Path, levels: list[int]) -> list[dict]:
+    path = out / METRICS
+    if not path.exists():
+        return []
+    keep = set(levels)
+    return [r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            if r.get("level") in keep]
+
+
+def _summary(level: int, meta: Mapping[str, str], seconds: float) -> dict[str, Any]:
+    acc = meta.get("test_acc")
+    return {"level": level, "density": float(meta["density"]), "alive": int(meta["alive"]),
+            "test_acc": None if acc is None else float(acc),
+            "train_loss": float(meta["train_loss"]), "train_acc": float(meta["train_acc"]),
+            "seconds": round(seconds, 3)}
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    on_level_start: LevelCallback | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Path:
+    """Train ``cfg`` into the run folder ``out`` and return it.
+
+    ``resume`` continues the run in ``out`` after its last complete level (``cfg`` must match
+    the recorded config except for :data:`trainers.config.RESUMABLE_CHANGES`); ``force``
+    replaces an existing run. ``on_level_start(level, model)`` is called once the model holds
+    the weights a level starts from, before its first step.
+    """
+    cfg = cfg.validate()
+    device = resolve_device(cfg.device)
+    out = Path(out)
+    reporter = reporter or Reporter()
+    session = _Session(cfg, out, device, reporter, is_main=rank == 0)
+    if resume and out.is_dir() and _check_resumable(cfg, out) is None:
+        resume = False  # nothing recorded yet: start afresh in the (empty) folder
+    done = completed_levels(out) if resume else []
+    if len(done) > cfg.levels:
+        raise UsageError(f"--resume {out}: the run already has {len(done)} levels, more than --levels {cfg.levels}")
+    created = not out.exists()
+    if session.is_main:
+        prepare_output_dir(out, resume=resume, force=force)
+    try:
+        return _train(session, done, on_level_start, rank, world_size)
+    except BaseException:
+        # A run that failed before writing anything (bad data root, wrong --init-from) leaves
+        # no empty folder behind to be refused as "not empty" next time.
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _train(session: _Session, done: list[int], on_level_start: LevelCallback | None,
+           rank: int, world_size: int) -> Path:
+    cfg, out, device, reporter = session.cfg, session.out, session.device, session.reporter
+    with _training_context(device, cfg.threads):
+        cuda = device.type == "cuda"
+        data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download,
+                            synthetic_shape=cfg.synthetic_shape, synthetic_classes=cfg.synthetic_classes,
+                            synthetic_size=cfg.synthetic_size, seed=cfg.seed).to(device, channels_last=cuda)
+        model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+        model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        init_state, rewind_state = _references(session, model, done)
+
+        prunable = prunable_parameters(model)
+        total = sum(p.numel() for p in prunable.values())
+        bn_names = batchnorm_state_names(model)
+        steps, drop_last = steps_per_epoch(int(data.train_y.shape[0]), cfg.batch_size, world_size)
+
+        if done:
+            prev_state, masks = _restore(session, model, done)
+        else:
+            prev_state, masks = None, dense_masks(prunable)
+        session.manifest(complete=False)
+
+        reporter.start(cfg.levels, cfg.epochs, total_steps=cfg.levels * cfg.epochs * steps,
+                       done_steps=len(done) * cfg.epochs * steps)
+        try:
+            for level in range(len(done), cfg.levels):
+                torch.manual_seed(level_seed(cfg.seed, level, _GLOBAL))
+                if level == 0:
+                    start = init_state
+                else:
+                    masks = _prune(session, level, model, data, prev_state, masks, prunable, total)
+                    start = level_start_state(cfg.method, prev_state=prev_state, rewind_state=rewind_state,
+                                              masks=masks, bn_names=bn_names, bn_rewind=cfg.bn_rewind)
+                model.load_state_dict(start)
+                if on_level_start is not None:
+                    on_level_start(level, model)
+                rewind_state = _train_level(session, model, data, level, masks, prunable, steps, drop_last,
+                                            rewind_state, rank, world_size)
+                prev_state = masked(snapshot(model), masks)
+                _finish_level(session, level, prev_state, masks, total)
+        finally:
+            reporter.close()
+        session.manifest(complete=True)
+    return out
+
+
+def _restore(session: _Session, model: nn.Module, done: list[int]) -> tuple[State, dict]:
+    """End state and masks of the last complete level; metrics and summaries of the done levels."""
+    out, last = session.out, done[-1]
+    state, masks, _ = read_level(out, last)
+    _check_fits(state, model.state_dict(), f"--resume {out / level_filename(last)}")
+    records = _metrics_for(out, done)  # drops the epochs of the level that was interrupted
+    if session.is_main:
+        atomic_write_bytes(out / METRICS, b"".join(json.dumps(r).encode() + b"\n" for r in records))
+    for lvl in done:
+        secs = sum(r.get("seconds", 0.0) for r in records if r["level"] == lvl)
+        session.summaries.append(_summary(lvl, read_level(out, lvl)[2], secs))
+    device = session.device
+    return {k: v.to(device) for k, v in state.items()}, {k: v.to(device) for k, v in masks.items()}
+
+
+def _prune(session: _Session, level: int, model: nn.Module, data, prev_state: State, masks: dict,
+           prunable: Mapping[str, torch.Tensor], total: int) -> dict:
+    """Masks of ``level`` chosen from the end of level-1 by the configured criterion."""
+    cfg = session.cfg
+    model.load_state_dict(prev_state)  # criteria that look at the network see the end of level-1
+    generator = torch.Generator(session.device).manual_seed(level_seed(cfg.seed, level, _PRUNE))
+    return prune(cfg.criterion, PruneContext(
+        level=level, weights={n: prev_state[n] for n in prunable}, masks=masks,
+        n_keep=target_alive(total, cfg.prune_fraction, level), model=model, dataset=data,
+        generator=generator, config=cfg))
+
+
+def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[State, State | None]:
+    """The initial state and, when already known, the rewind point; written to the run."""
+    cfg, out, device = session.cfg, session.out, session.device
+    model_state = model.state_dict()
+    rewind = None
+    if done:  # resuming after level 0: the run's own files are the references
+        init = read_reference(out, "init")
+        rewind = read_reference(out, "rewind")
+        _check_fits(init, model_state, f"--resume {out / INIT_FILE}")
+        _check_fits(rewind, model_state, f"--resume {out / REWIND_FILE}")
+    elif cfg.init_from is not None:
+        src = Path(cfg.init_from)
+        if not src.is_dir():
+            raise SignscopeError(f"--init-from {src}: not a run folder")
+        init = read_reference(src, "init")
+        rewind = read_reference(src, "rewind")
+        _check_fits(init, model_state, f"--init-from {src / INIT_FILE}")
+        _check_fits(rewind, model_state, f"--init-from {src / REWIND_FILE}")
+    else:
+        init = snapshot(model)
+    if session.is_main and not done:
+        write_reference(out, "init", init, cfg.method)
+        if rewind is not None:
+            write_reference(out, "rewind", rewind, cfg.method)
+    init = {k: v.to(device) for k, v in init.items()}
+    if rewind is not None:
+        rewind = {k: v.to(device) for k, v in rewind.items()}
+    return init, rewind
+
+
+def _record_rewind(session: _Session, model: nn.Module) -> State:
+    state = snapshot(model)
+    if session.is_main:
+        write_reference(session.out, "rewind", state, session.cfg.method)
+    return state
+
+
+def _train_level(session: _Session, model: nn.Module, data, level: int, masks, prunable, steps: int,
+                 drop_last: bool, rewind_state: State | None, rank: int, world_size: int) -> State | None:
+    """Train one level for cfg.epochs epochs; returns the rewind point (recorded in level 0)."""
+    cfg, reporter = session.cfg, session.reporter
+    session.epochs = []
+    needs_rewind = level == 0 and rewind_state is None
+    if needs_rewind and cfg.rewind_epoch == 0:
+        rewind_state, needs_rewind = _record_rewind(session, model), False
+    enforcer = MaskEnforcer(prunable, masks)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay, session.device)
+    generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, _DATA))
+    lrs = level_lrs(cfg.schedule, steps, cfg.epochs, cfg.lr_warmup_epochs, cfg.lr)
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        stats = train_one_epoch(
+            model, optimizer,
+            batches(data, cfg.batch_size, generator, train=True, rank=rank, world_size=world_size,
+                    drop_last=drop_last),
+            lrs[epoch - 1], enforcer, on_step=lambda _: reporter.step())
+        if not math.isfinite(stats.loss):
+            raise SignscopeError(f"training diverged at level {level}, epoch {epoch} (loss {stats.loss}); "
+                                 "try a lower --lr")
+        test_acc = None
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            test_acc = evaluate(model, batches(data, EVAL_BATCH, generator, train=False,
+                                               rank=rank, world_size=world_size))
+        record = {"level": level, "epoch": epoch, "lr": lrs[epoch - 1][-1], "train_loss": stats.loss,
+                  "train_acc": stats.acc, "test_acc": test_acc,
+                  "seconds": round(time.perf_counter() - t0, 4)}
+        if session.is_main:
+            atomic_append_line(session.out / METRICS, json.dumps(record))
+        reporter.epoch(record)
+        session.epochs.append(record)
+        if needs_rewind and epoch == cfg.rewind_epoch:
+            rewind_state, needs_rewind = _record_rewind(session, model), False
+    return rewind_state
+
+
+def _finish_level(session: _Session, level: int, state: State, masks, total: int) -> None:
+    cfg, last = session.cfg, session.epochs[-1]
+    alive = sum(int(m.sum()) for m in masks.values())
+    if session.is_main:
+        write_level(session.out, level, state, masks, cfg.label, last["test_acc"],
+                    train_loss=repr(last["train_loss"]), train_acc=repr(last["train_acc"]))
+    seconds = sum(r["seconds"] for r in session.epochs)
+    summary = _summary(level, {"density": repr(alive / total), "alive": str(alive),
+                               "test_acc": repr(last["test_acc"]), "train_loss": repr(last["train_loss"]),
+                               "train_acc": repr(last["train_acc"])}, seconds)
+    session.summaries.append(summary)
+    session.manifest(complete=False)
+    session.reporter.level_done(summary)
