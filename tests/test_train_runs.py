@@ -185,3 +185,15 @@ def test_resume_of_a_complete_run_can_add_levels(runs, tmp_path):
     assert manifest["complete"] and [s["level"] for s in manifest["levels"]] == list(range(LEVELS))
     with pytest.raises(Exception, match="differs|lr"):
         train(small_config(method="imp", lr=0.05), short, resume=True, reporter=silent())
+
+
+def test_live_display_in_a_terminal(tmp_path):
+    from trainers.progress import LiveReporter
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    train(small_config(levels=2, epochs=1, lr_warmup_epochs=0, rewind_epoch=0), tmp_path / "live",
+          reporter=LiveReporter(console))
+    text = buf.getvalue()
+    assert "level 1/1  epoch 1/1" in text and "ETA" in text and "last epoch: loss" in text
+    assert "level  1  density 0.8000" in text

@@ -55,8 +55,20 @@ def demo(tmp_path, monkeypatch):
     return tmp_path
 
 
+async def until(pilot, condition, timeout: float = 20.0) -> None:
+    """Pause until ``condition()`` holds (for states a held-back worker keeps from settling)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
 async def settle(pilot) -> None:
-    """Let the tree cursor rest (the app waits SETTLE_S) and every worker finish."""
+    """Let discovery place the cursor, the tree cursor rest (the app waits SETTLE_S) and
+    every worker finish."""
+    app = pilot.app
+    await until(pilot, lambda: not app.looking
+                and ("first screen" in app.timings or app.has_class("-empty")))
     await pilot.pause(0.25)
     for _ in range(3):
         try:
@@ -64,14 +76,6 @@ async def settle(pilot) -> None:
         except (WorkerCancelled, WorkerFailed):  # superseded or failed work: the panes show it
             pass
         await pilot.pause()
-
-
-async def until(pilot, condition, timeout: float = 20.0) -> None:
-    """Pause until ``condition()`` holds (for states a held-back worker keeps from settling)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
 
 
 def rows(app, table_id: str) -> list[list[str]]:
@@ -233,6 +237,7 @@ async def test_filter_layers(demo):
         await pilot.press("x")
         assert rows(app, "#layers-table") == []
         await pilot.press("escape")
+        await pilot.pause()  # focus moves on the next message loop turn
         assert isinstance(app.focused, RunTree)
         # Typing in the filter never recomputed anything.
         assert app.query_one("#layers-filter", Input).value == "fcx"
@@ -271,7 +276,7 @@ async def test_corrupt_run_is_flagged_and_the_app_keeps_working(demo):
         assert "truncated" in message(app, "overview")
         await pilot.press("2")
         await settle(pilot)
-        assert "Select a run" in message(app, "flips")
+        assert "truncated" in message(app, "flips")
         await pilot.press("up")
         await settle(pilot)
         assert app.selection.run.label == "runs/lrr"

@@ -22,6 +22,7 @@ from signscope.errors import SignscopeError, UsageError
 METHODS = ("imp", "lrr")
 SCHEDULES = ("cosine-warmup", "step-warmup", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+PRUNE_MODES = ("global", "random")
 
 
 def _field(default: Any, help: str, **kw: Any) -> Any:
@@ -43,7 +44,20 @@ class TrainConfig:
     levels: int = _field(8, "Number of levels including the dense level 0; level L has density "
                          "(1 - prune fraction)^L.")
     prune_fraction: float = _field(0.2, "Fraction of the remaining prunable weights removed at every level.")
-    criterion: str = _field("magnitude", "Pruning criterion (global over all prunable weights).")
+    prune: str = _field("global", "global: keep the weights of highest --criterion score over all prunable "
+                        "layers together; random: random masks with balanced layerwise sparsity, every layer "
+                        "keeping the same number of weights (IMP-rand, LRR-rand; paper Fig 2b,c).")
+    criterion: str = _field("magnitude", "Score that --prune global ranks the weights by: magnitude, snip "
+                            "(|w * dL/dw| on one training batch) or synflow (data-free synaptic flow); paper Fig 16.")
+    mask_from: str | None = _field(None, "Run folder whose level-L mask every level L >= 1 trains with, "
+                                   "instead of pruning (IMP on the LRR mask, LRR on the IMP mask; paper Fig 3, 4).")
+    signs_from: str | None = _field(None, "Run folder RUN: every level L >= 1 starts from |rewind point| x "
+                                    "sign(RUN's level-L weights) on RUN's level-L mask (IMP init + LRR mask + "
+                                    "LRR sign; paper Fig 7c).")
+    perturb_signs: float = _field(0.0, "Fraction of the alive weights of every prunable layer whose sign is "
+                                  "flipped when level --perturb-at-level starts (paper Fig 6: 0.3 at level 1; "
+                                  "Fig 7a,b: 0.8 at level 8).")
+    perturb_at_level: int | None = _field(None, "The level (>= 1) whose start --perturb-signs perturbs.")
     epochs: int = _field(6, "Training epochs per level.")
     lr: float = _field(0.1, "Peak learning rate (SGD).")
     lr_warmup_epochs: int = _field(1, "Epochs of linear LR warmup at the start of every level (0: none).")
@@ -67,8 +81,24 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """The method as the checkpoints record it: ``imp``, ``lrr`` or ``lrr+bn-rewind``."""
-        return f"{self.method}+bn-rewind" if self.bn_rewind else self.method
+        """The method as the checkpoints record it: ``imp``, ``lrr`` or ``lrr+bn-rewind``, with
+        the experiment variant in the paper's naming, so that ``signscope acc`` and the figures
+        keep the variants apart: ``imp-rand``, ``lrr-synflow``, ``lrr+imp-mask`` (LRR on the IMP
+        mask), ``imp+lrr-mask+lrr-sign`` (IMP init + LRR mask + LRR sign), ``lrr+perturb``.
+        The other run's part is its own recorded label (``run`` when it has none)."""
+        label = self.method
+        if self.prune == "random":
+            label += "-rand"
+        elif self.criterion != "magnitude":
+            label += f"-{self.criterion}"
+        if self.bn_rewind:
+            label += "+bn-rewind"
+        if self.mask_from or self.signs_from:
+            source = source_label(self.mask_from or self.signs_from)
+            label += f"+{source}-mask" + (f"+{source}-sign" if self.signs_from else "")
+        if self.perturb_signs:
+            label += "+perturb"
+        return label
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -80,14 +110,16 @@ class TrainConfig:
         """Raise a user-facing error for names that do not exist and settings that cannot work."""
         from trainers.data import DATASETS
         from trainers.models import MODELS
-        from trainers.pruning import CRITERIA
+        from trainers.pruning import CRITERIA, RANDOM
 
         _choice("--method", self.method, METHODS)
         _choice("--model", self.model, MODELS)
         _choice("--dataset", self.dataset, DATASETS)
         _choice("--schedule", self.schedule, SCHEDULES)
         _choice("--device", self.device, DEVICES)
-        _choice("--criterion", self.criterion, tuple(CRITERIA))
+        _choice("--prune", self.prune, PRUNE_MODES)
+        _choice("--criterion", self.criterion, tuple(c for c in CRITERIA if c != RANDOM))
+        self._validate_variants()
         if self.levels < 1:
             raise SignscopeError(f"--levels {self.levels}: need at least 1 (level 0 is the dense network)")
         if not (0.0 < self.prune_fraction < 1.0) or math.isnan(self.prune_fraction):
@@ -116,6 +148,41 @@ class TrainConfig:
         if len(self.synthetic_size) != 2 or min(self.synthetic_size) < 1 or self.synthetic_classes < 2:
             raise SignscopeError("--synthetic-size needs TRAIN,TEST > 0 and --synthetic-classes at least 2")
         return self
+
+    def _validate_variants(self) -> None:
+        """The paper's mask/sign experiments (issue 4): which combinations mean something."""
+        if self.prune == "random" and self.criterion != "magnitude":
+            raise UsageError(f"--prune random draws masks at random; --criterion {self.criterion} applies "
+                             "to --prune global only")
+        if self.mask_from and self.signs_from:
+            raise UsageError("--signs-from already takes RUN's mask at every level; give either "
+                             "--mask-from or --signs-from")
+        source = "--mask-from" if self.mask_from else "--signs-from" if self.signs_from else None
+        if source and (self.prune != "global" or self.criterion != "magnitude"):
+            raise UsageError(f"{source} takes every mask from RUN, so nothing is pruned: "
+                             "--prune and --criterion do not apply")
+        f = self.perturb_signs
+        if math.isnan(f) or not 0.0 <= f <= 1.0:
+            raise SignscopeError(f"--perturb-signs {f}: a fraction in [0, 1]")
+        if f > 0 and self.perturb_at_level is None:
+            raise UsageError("--perturb-signs needs --perturb-at-level L (the level whose start it perturbs)")
+        if self.perturb_at_level is not None:
+            if f == 0:
+                raise UsageError("--perturb-at-level needs --perturb-signs FRACTION (greater than 0)")
+            if not 1 <= self.perturb_at_level < self.levels:
+                raise SignscopeError(f"--perturb-at-level {self.perturb_at_level}: must be a pruned level "
+                                     f"of the run, 1..{self.levels - 1} (--levels {self.levels})")
+
+
+def source_label(path: str) -> str:
+    """The method label the run in ``path`` records (``imp``, ``lrr+bn-rewind``, ...), or
+    ``run`` when it records none or cannot be read (the trainer checks it before it starts)."""
+    from signscope.run import open_run
+
+    try:
+        return open_run(path).method or "run"
+    except SignscopeError:
+        return "run"
 
 
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:

@@ -5,6 +5,11 @@ On CUDA the data already sits on the device (see trainers.data), the model runs 
 channels_last under bf16 autocast (BatchNorm parameters and statistics stay fp32), and the loss
 and accuracy are summed on the device and read once per epoch: no per-step ``.item()``, so the
 host never waits for the GPU inside an epoch. On CPU the same code runs in plain fp32.
+
+``amp`` picks the autocast dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16``
+(with a :class:`torch.amp.GradScaler`, which fp16's narrow range needs) or ``off``. Under
+data-parallel training the caller passes ``reduce``, which sums the epoch's loss and counts
+over all ranks in one collective.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import nn
 from trainers.pruning import MaskEnforcer
 
 EVAL_BATCH = 2048
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
 @dataclass
@@ -30,11 +36,47 @@ class EpochStats:
     examples: int
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU (fp32 keeps CPU runs exact and reproducible)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``; None means plain fp32.
+
+    ``auto`` is bf16 on CUDA (fp32's range, so no loss scaling) and fp32 on CPU, which keeps
+    CPU runs exact and reproducible."""
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    try:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+    except KeyError:
+        raise ValueError(f"unknown amp mode {amp!r}; choose one of {', '.join(AMP_MODES)}") from None
+
+
+def amp_label(amp: str, device: torch.device) -> str:
+    """``amp`` with ``auto`` resolved: what a run records and a benchmark reports."""
+    dtype = amp_dtype(amp, device)
+    return {torch.bfloat16: "bf16", torch.float16: "fp16", None: "off"}[dtype]
+
+
+def autocast_for(device: torch.device, amp: str = "auto"):
+    dtype = amp_dtype(amp, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def make_scaler(amp: str, device: torch.device):
+    """A GradScaler for fp16 (gradients would underflow without one), None otherwise.
+
+    With torch's fused SGD the scaler hands the unscale and the inf check to the optimizer
+    kernel, so a scaled step still needs no host synchronisation."""
+    if amp_dtype(amp, device) is not torch.float16:
+        return None
+    return torch.amp.GradScaler(device.type)
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile`` with static shapes: the training batch, its last partial batch and
+    the evaluation batches each get their own graph instead of one dynamic-shape graph that
+    would serve the full training batches more slowly."""
+    return torch.compile(model, dynamic=False)
 
 
 class ForeachSGD:
@@ -43,12 +85,13 @@ class ForeachSGD:
 
     Used on CPU because constructing any torch.optim optimizer imports torch._dynamo, which
     costs about 4 s of CPU time per process, as much as a whole demo level. It exposes the
-    ``param_groups[0]["lr"]`` that the loop sets, like a torch optimizer.
+    ``param_groups[0]["lr"]`` that the loop sets, and the ``params`` a GradScaler unscales,
+    like a torch optimizer.
     """
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float):
         self.params = [p for p in params if p.requires_grad]
-        self.param_groups = [{"lr": lr}]
+        self.param_groups = [{"params": self.params, "lr": lr}]
         self.momentum, self.weight_decay = momentum, weight_decay
         self.buffers: list[torch.Tensor] | None = None
 
@@ -91,15 +134,21 @@ def train_one_epoch(
     masks: MaskEnforcer,
     *,
     on_step: Callable[[int], None] | None = None,
+    amp: str = "auto",
+    scaler=None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochStats:
     """Train over ``batches`` with ``lrs[i]`` at step ``i``; masks are re-applied after every
-    optimizer step so pruned weights stay exactly zero under momentum and weight decay."""
+    optimizer step so pruned weights stay exactly zero under momentum and weight decay.
+
+    ``scaler`` (from :func:`make_scaler`) scales the loss for fp16; ``reduce`` combines the
+    per-rank sums (loss, correct, examples) into totals over all ranks."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device, dtype=torch.float32)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, amp)
     step = -1
     for step, (x, y) in enumerate(batches):
         for group in optimizer.param_groups:
@@ -108,8 +157,13 @@ def train_one_epoch(
             logits = model(x)
             loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         masks.apply()
         n = y.shape[0]
         loss_sum += loss.detach().float() * n
@@ -119,18 +173,24 @@ def train_one_epoch(
             on_step(step + 1)
     if step + 1 != len(lrs):  # the schedule was computed for a different number of steps
         raise RuntimeError(f"epoch ran {step + 1} steps, schedule has {len(lrs)}")
+    if reduce is not None:
+        # float64 holds the counts exactly; one collective for all three numbers.
+        totals = reduce(torch.stack([loss_sum.double(), correct.double(),
+                                     torch.tensor(float(seen), dtype=torch.float64, device=device)]))
+        loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
     loss_val = float(loss_sum) / max(seen, 1)
     return EpochStats(loss=loss_val, acc=int(correct) / max(seen, 1), examples=seen)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             amp: str = "auto") -> float:
     """Top-1 accuracy over ``batches`` (the test set, in order, large batches)."""
     model.eval()
     device = next(model.parameters()).device
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
-    with autocast_for(device):
+    with autocast_for(device, amp):
         for x, y in batches:
             correct += (model(x).argmax(1) == y).sum()
             seen += y.shape[0]

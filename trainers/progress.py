@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 
 def level_line(s: dict[str, Any]) -> str:
@@ -34,6 +36,9 @@ class Reporter:
     def start(self, levels: int, epochs: int, total_steps: int, done_steps: int) -> None:
         self.levels, self.epochs = levels, epochs
 
+    def level_start(self, level: int) -> None:
+        pass
+
     def step(self, n: int = 1) -> None:
         pass
 
@@ -41,10 +46,10 @@ class Reporter:
         pass
 
     def level_done(self, summary: dict[str, Any]) -> None:
-        self.console.print(level_line(summary), markup=False)
+        self.console.print(level_line(summary), markup=False, highlight=False)
 
     def note(self, text: str) -> None:
-        self.console.print(text, markup=False)
+        self.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         pass
@@ -54,38 +59,50 @@ class PlainReporter(Reporter):
     """One line per epoch, for logs."""
 
     def epoch(self, record: dict[str, Any]) -> None:
-        self.console.print(epoch_text(record, self.levels, self.epochs), markup=False)
+        self.console.print(epoch_text(record, self.levels, self.epochs), markup=False, highlight=False)
 
 
 class LiveReporter(Reporter):
-    """The rich live display; its ETA covers every remaining step of the run."""
+    """The rich live display: where the run is (bar and ETA over every remaining step of the
+    run) on one line, the last epoch's numbers on the next, so narrow terminals cut neither."""
 
     def start(self, levels: int, epochs: int, total_steps: int, done_steps: int) -> None:
         super().start(levels, epochs, total_steps, done_steps)
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("ETA"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.percentage:>3.0f}%  ETA"),
             TimeRemainingColumn(),
             console=self.console,
-            transient=True,
         )
-        self.task = self.progress.add_task("starting", total=total_steps, completed=done_steps)
-        self.progress.start()
+        self.task = self.progress.add_task("", total=total_steps, completed=done_steps)
+        self.stats = Text("", no_wrap=True, overflow="ellipsis")
+        self.live = Live(Group(self.progress, self.stats), console=self.console, transient=True,
+                         refresh_per_second=4)
+        self.live.start()
+
+    def _where(self, level: int, epoch: int) -> str:
+        return f"level {level}/{self.levels - 1}  epoch {epoch}/{self.epochs}"
+
+    def level_start(self, level: int) -> None:
+        self.progress.update(self.task, description=self._where(level, 1))
 
     def step(self, n: int = 1) -> None:
         self.progress.advance(self.task, n)
 
     def epoch(self, record: dict[str, Any]) -> None:
-        self.progress.update(self.task, description=epoch_text(record, self.levels, self.epochs))
+        nxt = min(record["epoch"] + 1, self.epochs)
+        self.progress.update(self.task, description=self._where(record["level"], nxt))
+        test = "" if record.get("test_acc") is None else f"  test {record['test_acc']:.2%}"
+        self.stats.plain = (f"  last epoch: loss {record['train_loss']:.4f}  acc {record['train_acc']:.2%}"
+                            f"{test}  lr {record['lr']:.4g}")
 
     def level_done(self, summary: dict[str, Any]) -> None:
-        self.progress.console.print(level_line(summary), markup=False)
+        self.live.console.print(level_line(summary), markup=False, highlight=False)
 
     def close(self) -> None:
-        if hasattr(self, "progress"):
-            self.progress.stop()
+        if hasattr(self, "live"):
+            self.live.stop()
 
 
 def _stderr() -> Console:

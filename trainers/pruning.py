@@ -35,6 +35,12 @@ class PruneContext:
 
 Criterion = Callable[[PruneContext], Masks]
 CRITERIA: dict[str, Criterion] = {}
+RANDOM = "random"  # the registry name behind --prune random (balanced layerwise random masks)
+
+
+def criterion_name(prune: str, criterion: str) -> str:
+    """The registry entry that chooses the masks: ``--prune random`` or ``--criterion``."""
+    return RANDOM if prune == "random" else criterion
 
 
 def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
@@ -127,15 +133,29 @@ START_RULES = {"imp": _imp_start, "lrr": _lrr_start}
 
 def level_start_state(method: str, *, prev_state: Mapping[str, torch.Tensor],
                       rewind_state: Mapping[str, torch.Tensor], masks: Masks,
-                      bn_names: Iterable[str] = (), bn_rewind: bool = False) -> dict[str, torch.Tensor]:
+                      bn_names: Iterable[str] = (), bn_rewind: bool = False,
+                      signs: Mapping[str, torch.Tensor] | None = None,
+                      flips: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The state dict level L >= 1 starts from (SPEC section 1's table).
 
     imp: rewind point ⊙ mask_L. lrr: end of level L-1 ⊙ mask_L, with ``bn_rewind`` the
     BatchNorm parameters and running statistics (``bn_names``) taken from the rewind point.
+
+    ``signs`` (``--signs-from``, paper Fig 7c) replaces those weights by
+    |rewind point| × sign; where a sign is 0 the rewind value is kept, so every alive weight
+    starts with its rewind magnitude. ``flips`` (``--perturb-signs``, paper Fig 6, 7a,b)
+    negates the weights where it is True, after everything else.
     """
     if method not in START_RULES:
         raise ValueError(f"unknown method {method!r}")
-    return masked(START_RULES[method](prev_state, rewind_state, list(bn_names), bn_rewind), masks)
+    start = START_RULES[method](prev_state, rewind_state, list(bn_names), bn_rewind)
+    for name, sign in (signs or {}).items():
+        r = rewind_state[name]
+        sign = sign.to(device=r.device, dtype=r.dtype)
+        start[name] = torch.where(sign != 0, r.abs() * sign, r)
+    for name, flip in (flips or {}).items():
+        start[name] = torch.where(flip.to(start[name].device), -start[name], start[name])
+    return masked(start, masks)
 
 
 class MaskEnforcer:
@@ -162,3 +182,7 @@ class MaskEnforcer:
     def apply(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.factors)
+
+
+# The criteria beyond magnitude register themselves on import (SNIP, SynFlow, balanced random).
+from trainers import pruning_criteria  # noqa: E402,F401

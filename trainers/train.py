@@ -13,9 +13,11 @@ everything random in a level is drawn from generators seeded by (seed, level). A
 therefore recomputes exactly what the uninterrupted run computed. Momentum buffers start empty
 at every level, so the level files hold all state that crosses a level boundary.
 
-``rank``/``world_size`` are threaded through for data-parallel training: the batches are
-sharded by rank and only rank 0 writes files. (Gradient and metric all-reduce belong to the
-DDP wrapper, which this module does not set up.)
+``rank``/``world_size`` are threaded through for data-parallel training (``torchrun``; the
+caller joins the process group, see trainers.distributed): each rank trains on its shard with
+``batch_size / world_size`` examples per step inside DistributedDataParallel, the epoch's
+loss and accuracy are summed over the ranks, every level starts from rank 0's masks and
+weights, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from signscope.runformat import (
     read_manifest,
     write_manifest,
 )
+from trainers import distributed
 from trainers.checkpoint import (
     completed_levels,
     read_level,
@@ -54,12 +57,23 @@ from trainers.checkpoint import (
 )
 from trainers.config import RESUMABLE_CHANGES, TrainConfig, config_from_json
 from trainers.data import batches, load_dataset
-from trainers.loop import EVAL_BATCH, evaluate, make_optimizer, steps_per_epoch, train_one_epoch
+from trainers.loop import (
+    AMP_MODES,
+    EVAL_BATCH,
+    amp_label,
+    compile_model,
+    evaluate,
+    make_optimizer,
+    make_scaler,
+    steps_per_epoch,
+    train_one_epoch,
+)
 from trainers.models import build_model, prunable_parameters
 from trainers.progress import Reporter
 from trainers.pruning import (
     MaskEnforcer,
     PruneContext,
+    criterion_name,
     dense_masks,
     level_start_state,
     masked,
@@ -67,12 +81,13 @@ from trainers.pruning import (
     target_alive,
 )
 from trainers.schedule import level_lrs
+from trainers.variants import LevelVariants
 
 State = dict[str, torch.Tensor]
 LevelCallback = Callable[[int, nn.Module], None]
 
 # Independent random streams of a level, each seeded from (seed, level, stream).
-_DATA, _GLOBAL, _PRUNE = 0, 1, 2
+_DATA, _GLOBAL, _PRUNE, _PERTURB = 0, 1, 2, 3
 
 
 def level_seed(seed: int, level: int, stream: int) -> int:
@@ -144,12 +159,18 @@ class _Session:
     is_main: bool
     summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # of the current level
+    # How the run executes, not what it computes (recorded beside the config, not in it):
+    amp: str = "auto"
+    compile: bool = False
+    world_size: int = 1
+    forward: nn.Module | None = None  # the model as trained: DDP and/or compiled wrapper
 
     def manifest(self, complete: bool) -> None:
         if self.is_main:
             write_manifest(self.out, self.cfg.to_json(), self.summaries, complete,
                            method=self.cfg.label, device=self.device.type,
-                           threads=torch.get_num_threads())
+                           threads=torch.get_num_threads(), amp=amp_label(self.amp, self.device),
+                           compile=self.compile, world_size=self.world_size)
 
 
 def _check_resumable(cfg: TrainConfig, out: Path) -> dict | None:
@@ -193,6 +214,8 @@ def train(
     on_level_start: LevelCallback | None = None,
     rank: int = 0,
     world_size: int = 1,
+    amp: str = "auto",
+    compile: bool = False,
 ) -> Path:
     """Train ``cfg`` into the run folder ``out`` and return it.
 
@@ -200,18 +223,29 @@ def train(
     the recorded config except for :data:`trainers.config.RESUMABLE_CHANGES`); ``force``
     replaces an existing run. ``on_level_start(level, model)`` is called once the model holds
     the weights a level starts from, before its first step.
+
+    ``amp`` (trainers.loop.AMP_MODES) and ``compile`` (torch.compile) choose how the steps
+    run; they are recorded in run.json but may change on ``resume``. With ``world_size > 1``
+    this process is rank ``rank`` of a process group the caller has initialised.
     """
     cfg = cfg.validate()
+    if amp not in AMP_MODES:
+        raise UsageError(f"--amp {amp!r}: unknown; choose one of {', '.join(AMP_MODES)}")
+    distributed.per_rank_batch(cfg.batch_size, world_size)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's GPU under torchrun
     out = Path(out)
     reporter = reporter or Reporter()
-    session = _Session(cfg, out, device, reporter, is_main=rank == 0)
+    session = _Session(cfg, out, device, reporter, is_main=rank == 0, amp=amp, compile=compile,
+                       world_size=world_size)
     if resume and out.is_dir() and _check_resumable(cfg, out) is None:
         resume = False  # nothing recorded yet: start afresh in the (empty) folder
     done = completed_levels(out) if resume else []
     if len(done) > cfg.levels:
         raise UsageError(f"--resume {out}: the run already has {len(done)} levels, more than --levels {cfg.levels}")
     created = not out.exists()
+    distributed.barrier()  # every rank has read the run's state before rank 0 changes the folder
     if session.is_main:
         prepare_output_dir(out, resume=resume, force=force)
     try:
@@ -219,7 +253,7 @@ def train(
     except BaseException:
         # A run that failed before writing anything (bad data root, wrong --init-from) leaves
         # no empty folder behind to be refused as "not empty" next time.
-        if created and out.is_dir() and not any(out.iterdir()):
+        if session.is_main and created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
 
@@ -235,12 +269,17 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
         model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
                             generator=torch.Generator().manual_seed(cfg.seed))
         model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        variants = LevelVariants(cfg, prunable_parameters(model))  # checks --mask-from RUN before any write
+        session.forward = distributed.wrap(model, device)
+        if session.compile:
+            session.forward = compile_model(session.forward)
         init_state, rewind_state = _references(session, model, done)
 
         prunable = prunable_parameters(model)
         total = sum(p.numel() for p in prunable.values())
         bn_names = batchnorm_state_names(model)
-        steps, drop_last = steps_per_epoch(int(data.train_y.shape[0]), cfg.batch_size, world_size)
+        steps, drop_last = steps_per_epoch(int(data.train_y.shape[0]),
+                                           distributed.per_rank_batch(cfg.batch_size, world_size), world_size)
 
         if done:
             prev_state, masks = _restore(session, model, done)
@@ -256,10 +295,17 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
                 if level == 0:
                     start = init_state
                 else:
-                    masks = _prune(session, level, model, data, prev_state, masks, prunable, total)
+                    given = variants.masks(level, device)
+                    masks = given if given is not None else _prune(session, level, model, data, prev_state,
+                                                                   masks, prunable, total)
+                    distributed.broadcast_tensors(masks.values())
+                    flips = variants.flips(level, masks, level_seed(cfg.seed, level, _PERTURB))
                     start = level_start_state(cfg.method, prev_state=prev_state, rewind_state=rewind_state,
-                                              masks=masks, bn_names=bn_names, bn_rewind=cfg.bn_rewind)
+                                              masks=masks, bn_names=bn_names, bn_rewind=cfg.bn_rewind,
+                                              signs=variants.signs(level, device), flips=flips)
                 model.load_state_dict(start)
+                distributed.broadcast_state(model)
+                reporter.level_start(level)
                 if on_level_start is not None:
                     on_level_start(level, model)
                 rewind_state = _train_level(session, model, data, level, masks, prunable, steps, drop_last,
@@ -293,7 +339,7 @@ def _prune(session: _Session, level: int, model: nn.Module, data, prev_state: St
     cfg = session.cfg
     model.load_state_dict(prev_state)  # criteria that look at the network see the end of level-1
     generator = torch.Generator(session.device).manual_seed(level_seed(cfg.seed, level, _PRUNE))
-    return prune(cfg.criterion, PruneContext(
+    return prune(criterion_name(cfg.prune, cfg.criterion), PruneContext(
         level=level, weights={n: prev_state[n] for n in prunable}, masks=masks,
         n_keep=target_alive(total, cfg.prune_fraction, level), model=model, dataset=data,
         generator=generator, config=cfg))
@@ -346,22 +392,28 @@ def _train_level(session: _Session, model: nn.Module, data, level: int, masks, p
         rewind_state, needs_rewind = _record_rewind(session, model), False
     enforcer = MaskEnforcer(prunable, masks)
     optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay, session.device)
+    scaler = make_scaler(session.amp, session.device)
+    reduce = distributed.all_reduce_sum if world_size > 1 else None
+    batch = distributed.per_rank_batch(cfg.batch_size, world_size)
     generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, _DATA))
     lrs = level_lrs(cfg.schedule, steps, cfg.epochs, cfg.lr_warmup_epochs, cfg.lr)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         stats = train_one_epoch(
-            model, optimizer,
-            batches(data, cfg.batch_size, generator, train=True, rank=rank, world_size=world_size,
+            session.forward, optimizer,
+            batches(data, batch, generator, train=True, rank=rank, world_size=world_size,
                     drop_last=drop_last),
-            lrs[epoch - 1], enforcer, on_step=lambda _: reporter.step())
+            lrs[epoch - 1], enforcer, on_step=lambda _: reporter.step(),
+            amp=session.amp, scaler=scaler, reduce=reduce)
         if not math.isfinite(stats.loss):
             raise SignscopeError(f"training diverged at level {level}, epoch {epoch} (loss {stats.loss}); "
                                  "try a lower --lr")
         test_acc = None
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            test_acc = evaluate(model, batches(data, EVAL_BATCH, generator, train=False,
-                                               rank=rank, world_size=world_size))
+            distributed.broadcast_buffers(model)  # evaluate with rank 0's BatchNorm statistics
+            test_acc = evaluate(session.forward, batches(data, EVAL_BATCH, generator, train=False,
+                                                         rank=rank, world_size=world_size),
+                                amp=session.amp)
         record = {"level": level, "epoch": epoch, "lr": lrs[epoch - 1][-1], "train_loss": stats.loss,
                   "train_acc": stats.acc, "test_acc": test_acc,
                   "seconds": round(time.perf_counter() - t0, 4)}

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "report",
     "neuron",
+    "bench",
 )
 
 for _name in COMMAND_MODULES:

@@ -76,7 +76,7 @@ def neuron(
             raise
         raise SignscopeError(f"signscope neuron needs PyTorch ({exc}); install the train extra: "
                              "pip install 'signscope[train]'") from None
-    from signscope.cli.stderr_progress import progress_bar
+    from signscope.cli.inspect_options import progress_bar
 
     config = NeuronConfig(d=ds[0], samples=samples, noise=noise, runs=runs,
                           prune_levels=prune_levels, steps=steps, seed=seed,

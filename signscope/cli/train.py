@@ -5,10 +5,12 @@ them over the preset, and hands over to trainers.train. PyTorch is imported only
 command runs, so the inspection commands work without the ``train`` extra.
 """
 
+import io
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from signscope.cli.app import app
 from signscope.errors import SignscopeError
@@ -34,14 +36,25 @@ def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
     return values
 
 
-def _default_out(method: str, bn_rewind: bool, seed: int, preset: str | None, dataset: str, model: str) -> Path:
-    label = f"{method}+bn-rewind" if bn_rewind else method
+# How the steps run, not what they compute: shared with `signscope bench`, and recorded in
+# run.json beside (not in) the config, so they may change on --resume.
+AmpOption = Annotated[str, typer.Option(
+    "--amp", help="Autocast precision: auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 (with loss "
+    "scaling) or off (fp32).", show_default=True)]
+CompileOption = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the model (first steps slower while it compiles).")]
+
+
+def _default_out(label: str, seed: int, preset: str | None, dataset: str, model: str) -> Path:
+    # The label names the variant too (imp-rand, lrr+mask-from, ...): a variant never lands
+    # in the folder of its baseline run.
     return Path("runs") / (preset or f"{dataset}-{model}") / f"{label}-seed{seed}"
 
 
 # The option names below are TrainConfig's field names; only those the user typed override the preset.
 _CONFIG_OPTIONS = ("method", "bn_rewind", "model", "dataset", "data_root", "download", "levels",
-                   "prune_fraction", "criterion", "epochs", "lr", "lr_warmup_epochs", "rewind_epoch",
+                   "prune_fraction", "prune", "criterion", "mask_from", "signs_from", "perturb_signs",
+                   "perturb_at_level", "epochs", "lr", "lr_warmup_epochs", "rewind_epoch",
                    "schedule", "batch_size", "weight_decay", "momentum", "seed", "device", "threads", "eval_every",
                    "synthetic_shape", "synthetic_classes", "synthetic_size", "init_from")
 
@@ -59,7 +72,12 @@ def train(
     download: Annotated[bool, _opt("download")] = DEFAULTS.download,
     levels: Annotated[int, _opt("levels")] = DEFAULTS.levels,
     prune_fraction: Annotated[float, _opt("prune_fraction")] = DEFAULTS.prune_fraction,
+    prune: Annotated[str, _opt("prune")] = DEFAULTS.prune,
     criterion: Annotated[str, _opt("criterion")] = DEFAULTS.criterion,
+    mask_from: Annotated[Path | None, _opt("mask_from", metavar="RUN")] = None,
+    signs_from: Annotated[Path | None, _opt("signs_from", metavar="RUN")] = None,
+    perturb_signs: Annotated[float, _opt("perturb_signs", metavar="FRACTION")] = DEFAULTS.perturb_signs,
+    perturb_at_level: Annotated[int | None, _opt("perturb_at_level", metavar="L")] = None,
     epochs: Annotated[int, _opt("epochs")] = DEFAULTS.epochs,
     lr: Annotated[float, _opt("lr")] = DEFAULTS.lr,
     lr_warmup_epochs: Annotated[int, _opt("lr_warmup_epochs")] = DEFAULTS.lr_warmup_epochs,
@@ -83,11 +101,17 @@ def train(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace the run in --out (its checkpoints, run.json and metrics.jsonl).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only one summary line per level.")] = False,
+    amp: AmpOption = "auto",
+    compile: CompileOption = False,
 ) -> None:
     """Train a network with iterative pruning (IMP or LRR) and write one checkpoint per level.
 
     Level 0 trains the dense network; every later level removes --prune-fraction of the
     remaining conv/linear weights by global magnitude and retrains, restarting the LR schedule.
+    --prune, --criterion, --mask-from, --signs-from and --perturb-signs run the paper's
+    variants (README "Reproducing the paper's figures").
+    Under [bold]torchrun --nproc_per_node N -m signscope train ...[/bold] it trains with
+    DistributedDataParallel (--batch-size stays the global batch); rank 0 writes the run.
     """
     try:
         import torch  # noqa: F401
@@ -95,13 +119,15 @@ def train(
         raise SignscopeError("signscope train needs PyTorch: pip install 'signscope[train]'") from None
     from signscope.runformat import read_manifest
     from trainers.config import config_for_resume, resolve_config
-    from trainers.progress import make_reporter
+    from trainers.distributed import launch_env, process_group
+    from trainers.progress import Reporter, make_reporter
+    from trainers.train import resolve_device
     from trainers.train import train as run_training
 
     values = dict(locals())
     explicit = {name: values[name] for name in _CONFIG_OPTIONS
                 if ctx.get_parameter_source(name).name == "COMMANDLINE"}
-    for name in ("data_root", "init_from"):
+    for name in ("data_root", "init_from", "mask_from", "signs_from"):
         if explicit.get(name) is not None:
             explicit[name] = str(explicit[name])
     if "synthetic_shape" in explicit:
@@ -117,7 +143,11 @@ def train(
     else:
         cfg = resolve_config(preset, explicit)
     if out is None:
-        out = _default_out(cfg.method, cfg.bn_rewind, cfg.seed, cfg.preset, cfg.dataset, cfg.model)
-    reporter = make_reporter(quiet)
-    run_training(cfg, out, resume=resume, force=force, reporter=reporter)
+        out = _default_out(cfg.label, cfg.seed, cfg.preset, cfg.dataset, cfg.model)
+    env = launch_env()  # torchrun's RANK/WORLD_SIZE/LOCAL_RANK, or rank 0 of 1
+    # Ranks other than 0 train in silence: one set of progress lines, from the rank that writes.
+    reporter = make_reporter(quiet) if env.is_main else Reporter(Console(file=io.StringIO()))
+    with process_group(env, resolve_device(cfg.device).type):
+        run_training(cfg, out, resume=resume, force=force, reporter=reporter, rank=env.rank,
+                     world_size=env.world_size, amp=amp, compile=compile)
     reporter.note(f"run written to {out}")

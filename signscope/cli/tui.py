@@ -13,9 +13,10 @@ from signscope.cli.app import app
 @app.command()
 def tui(
     paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Folders to search for runs (signscope runs and plain *.safetensors "
-                            "folders). Default: the current folder.", show_default=False),
+        list[str] | None,
+        typer.Argument(metavar="PATH", show_default=False,
+                       help="Folders to search for runs (signscope runs and plain folders of "
+                            "*.safetensors). Default: the current folder."),
     ] = None,
     export_dir: Annotated[
         Path,
@@ -23,20 +24,22 @@ def tui(
     ] = Path("figures"),
     export_format: Annotated[
         str,
-        typer.Option("--export-format", help="File type of exported figures: svg, png, pdf or html."),
+        typer.Option("--export-format", help="File type of exported figures: png, svg, pdf or html."),
     ] = "png",
 ) -> None:
     """Browse runs, levels, layers, sign flips, BatchNorm and mask overlap in the terminal.
 
-    Keys: q quit, r reload, c mark two runs for Compare, e export the current figure,
-    / filter layers, ? help.
+    Keys: [bold]q[/bold] quit, [bold]r[/bold] reload, [bold]c[/bold] mark two runs for
+    Compare, [bold]e[/bold] export the current figure, [bold]/[/bold] filter layers,
+    [bold]f[/bold] flips from init or rewind, [bold]?[/bold] help.
     """
     from signscope.errors import SignscopeError, UsageError
     from signscope.tui.export import FORMATS
 
     if export_format not in FORMATS:
         raise UsageError(f"--export-format {export_format}: choose from {', '.join(FORMATS)}")
-    given = [str(p) for p in (paths or [Path(".")])]
+    # Kept as typed: they become the runs' labels, the `run` column of every table.
+    given = list(paths or ["."])
     missing = [p for p in given if not Path(p).exists()]
     if missing:
         raise SignscopeError(f"tui: no such file or folder: {', '.join(missing)}")

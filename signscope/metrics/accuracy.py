@@ -18,8 +18,11 @@ import polars as pl
 from signscope.run import Run, open_run
 
 # Config keys that do not make a different experiment.
+# mask_from/signs_from name another run, a different folder per seed; the method label
+# (lrr+imp-mask, imp+lrr-mask+lrr-sign) already keeps those variants apart. imported_from names
+# the source replicate's folder, which differs between seeds of one experiment.
 NOT_IDENTITY = frozenset({"seed", "device", "data_root", "download", "preset", "init_from",
-                          "eval_every", "out", "resume", "force"})
+                          "mask_from", "signs_from", "imported_from", "eval_every", "out", "resume", "force"})
 
 RUNS_SCHEMA = {"run": pl.String, "method": pl.String, "seed": pl.Int64, "level": pl.Int64,
                "density": pl.Float64, "test_acc": pl.Float64}

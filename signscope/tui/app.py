@@ -78,6 +78,9 @@ class SignscopeApp(App[None]):
         self.reference = "init"
         self._settle_timer = None
         self._discovery_timer = None
+        self._discovering = False
+        # True from a (re)discovery until its result is on screen (tests wait on it).
+        self.looking = False
         self._started = time.perf_counter()
         # Seconds from construction to "first screen" (tree and the first run's config on
         # screen) and to "overview filled" (its levels and chart computed); see timing.py.
@@ -102,9 +105,12 @@ class SignscopeApp(App[None]):
 
     def _look_for_runs(self) -> None:
         tree = self.query_one("#tree", RunTree)
+        self._discovering = self.looking = True
         # An animated indicator competes with discovery for the GIL: show it only when
-        # discovery is slow enough to need it (a big folder tree).
-        self._discovery_timer = tree.set_timer(0.3, lambda: setattr(tree, "loading", True))
+        # discovery is slow enough to need it (a big folder tree). The timer may fire after
+        # discovery has returned but before its result is handled, hence the flag.
+        self._discovery_timer = tree.set_timer(
+            0.3, lambda: setattr(tree, "loading", self._discovering))
         self.find_runs()
 
     # -- discovery --------------------------------------------------------------------------
@@ -121,10 +127,12 @@ class SignscopeApp(App[None]):
         if worker.group != "discover" or not worker.is_finished:
             return
         tree = self.query_one("#tree", RunTree)
+        self._discovering = False
         self._discovery_timer.stop()
         tree.loading = False
         if worker.error is not None:
             self._show_empty(f"[b]Could not look for runs:[/b] {escape(str(worker.error))}")
+            self.looking = False
             return
         self._show_discovery(worker.result)
 
@@ -147,6 +155,7 @@ class SignscopeApp(App[None]):
                 "[b]r[/b] looks again   ·   [b]q[/b] quits"
             )
             self._select(None)
+            self.looking = False
             return
         self.set_class(False, "-empty")
         default = next((r for r in found.runs if r.ok), found.runs[0])
@@ -156,6 +165,7 @@ class SignscopeApp(App[None]):
             tree.select_ref(target)
             tree.focus()
             self._select(target)
+            self.looking = False
             self.call_after_refresh(self._stamp, "first screen")
 
         self.call_after_refresh(place_cursor)

@@ -31,11 +31,6 @@ class BatchNormPane(ResultPane):
             return None
         return ("bn", sel.run.label, sel.effective_level)
 
-    def idle_message(self, sel: Selection) -> str:
-        if sel.run is not None and sel.run.ok:
-            return "This run has no levels yet."
-        return super().idle_message(sel)
-
     def compute(self, sel: Selection, progress) -> dict:
         return self.store.run(sel.run.label).bn(sel.effective_level)
 

@@ -39,11 +39,6 @@ class FlipsPane(ResultPane):
             return None
         return ("flips", sel.run.label, sel.effective_level, sel.reference)
 
-    def idle_message(self, sel: Selection) -> str:
-        if sel.run is not None and sel.run.ok:
-            return "This run has no levels yet."
-        return super().idle_message(sel)
-
     def compute(self, sel: Selection, progress) -> dict:
         return self.store.run(sel.run.label).flips(at_level=sel.effective_level,
                                                    reference=sel.reference, progress=progress)

@@ -54,11 +54,6 @@ class LayersPane(ResultPane):
         partner = sel.partner.label if sel.partner and sel.partner.ok else None
         return ("layers", sel.run.label, sel.effective_level, partner, sel.reference)
 
-    def idle_message(self, sel: Selection) -> str:
-        if sel.run is not None and sel.run.ok:
-            return "This run has no levels yet."
-        return super().idle_message(sel)
-
     def compute(self, sel: Selection, progress) -> dict:
         import signscope
 

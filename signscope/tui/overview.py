@@ -7,7 +7,6 @@ run and every discovered run with the same dataset and model.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 
 import polars as pl
@@ -40,20 +39,14 @@ def companions(run: FoundRun, runs: tuple[FoundRun, ...]) -> tuple[FoundRun, ...
 
 
 def config_rows(run: FoundRun) -> pl.DataFrame:
-    """Key/value rows: what the run is, then its config flattened with dotted keys."""
+    """Key/value rows: what the run is, then its config as ``signscope show`` prints it."""
+    from signscope.metrics.layers import config_table
+
     rows = [("path", run.label), ("kind", run.kind), ("levels found", str(len(run.levels)))]
     if "method" not in run.config:
         rows.append(("method", run.method or "—"))
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            rows.append((prefix, value if isinstance(value, str) else json.dumps(value)))
-
-    walk("", run.config)
-    return pl.DataFrame(rows, schema=["key", "value"], orient="row")
+    head = pl.DataFrame(rows, schema={"key": pl.String, "value": pl.String}, orient="row")
+    return pl.concat([head, config_table(run.config)])
 
 
 class OverviewPane(ResultPane):
@@ -77,13 +70,6 @@ class OverviewPane(ResultPane):
             return None
         return ("overview", tuple(r.label for r in companions(sel.run, sel.runs)))
 
-    def idle_message(self, sel: Selection) -> str:
-        if sel.run is not None and sel.run.error:
-            from rich.markup import escape
-
-            return f"[b red]✗ {escape(sel.run.label)}[/]\n\n{escape(sel.run.error)}"
-        return super().idle_message(sel)
-
     def compute(self, sel: Selection, progress) -> dict:
         import signscope
 
@@ -94,8 +80,7 @@ class OverviewPane(ResultPane):
                 members.append(self.store.run(other.label))
             except SignscopeError:
                 continue  # a broken companion must not hide the selected run's own curve
-        return {"summary": run.summary(), "accuracy": signscope.acc(members)["accuracy"],
-                "runs": len(members)}
+        return {"summary": run.summary(), "accuracy": signscope.acc(members)["accuracy"]}
 
     def show(self, result: dict, sel: Selection) -> None:
         summary = result["summary"].drop("run")

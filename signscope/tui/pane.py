@@ -82,7 +82,11 @@ class ResultPane(Vertical):
 
     def idle_message(self, sel: Selection) -> str:
         """What to say when ``key`` is None."""
-        return "Select a run in the tree on the left."
+        if sel.run is None:
+            return "Select a run in the tree on the left."
+        if sel.run.error:
+            return f"[b red]✗ {_escape(sel.run.label)}[/]\n\n{_escape(sel.run.error)}"
+        return "This run has no levels yet."
 
     def compute(self, sel: Selection, progress: Callable[[int, int], None]) -> Any:
         """Runs in a worker thread: call the inspection API, return what ``show`` needs.
