@@ -114,6 +114,13 @@ def test_global_batch_must_split_evenly(tmp_path):
     assert not (tmp_path / "odd").exists()
 
 
+def test_world_size_without_a_process_group_is_refused(tmp_path):
+    cfg = resolve_config("demo", OPTIONS)
+    with pytest.raises(UsageError, match="world_size 2 needs an initialised process group"):
+        train(cfg, tmp_path / "alone", rank=0, world_size=2)
+    assert not (tmp_path / "alone").exists()
+
+
 def test_grid_scripts_print_the_runs_in_the_figure_scripts_folders(tmp_path):
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "DRY_RUN": "1", "GPUS": "0,1", "WORK": str(tmp_path / "paper")}

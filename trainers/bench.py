@@ -132,7 +132,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
         "loop": t.loop, "device": device_label(device), "model": cfg.model, "dataset": cfg.dataset,
         "batch_size": cfg.batch_size, "density": cfg.density, "amp": t.amp, "compile": t.compile,
         "workers": cfg.workers if t.loop == "reference" else None,
-        "warmup_steps": cfg.warmup, "timed_steps": cfg.steps, "seconds": round(t.seconds, 4),
+        "warmup_steps": cfg.warmup, "timed_steps": cfg.steps, "seconds": round(t.seconds, 6),
         "images_per_s": round(t.images_per_s, 1),
         "s_per_epoch": round(EPOCH_IMAGES / t.images_per_s, 3),
         "speedup": None if base is None else round(t.images_per_s / base, 3),

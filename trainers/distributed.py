@@ -84,6 +84,18 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
+def check_group(world_size: int) -> None:
+    """Refuse ``world_size > 1`` without a process group of that size: the ranks would train
+    their shards apart and never exchange a gradient."""
+    if world_size == 1:
+        return
+    size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else None
+    if size != world_size:
+        raise UsageError(f"world_size {world_size} needs an initialised process group of that size "
+                         f"(found {size or 'none'}); launch with torchrun, or call "
+                         "torch.distributed.init_process_group first")
+
+
 @contextlib.contextmanager
 def process_group(env: LaunchEnv, device_type: str) -> Iterator[LaunchEnv]:
     """Join the torchrun process group for the duration of the block (nothing to do for a

@@ -232,6 +232,7 @@ def train(
     if amp not in AMP_MODES:
         raise UsageError(f"--amp {amp!r}: unknown; choose one of {', '.join(AMP_MODES)}")
     distributed.per_rank_batch(cfg.batch_size, world_size)
+    distributed.check_group(world_size)
     device = resolve_device(cfg.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's GPU under torchrun

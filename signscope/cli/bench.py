@@ -22,7 +22,8 @@ from signscope.errors import SignscopeError
 def bench(
     model: Annotated[str, typer.Option("--model", help="Architecture (as for train).")] = "resnet18",
     dataset: Annotated[str, typer.Option(
-        "--dataset", help="synthetic (random 3x32x32 images), or a data set of train (needs --data-root).")] = "synthetic",
+        "--dataset", help="synthetic (random 3x32x32 images) or a data set that train reads (e.g. cifar10, "
+        "from --data-root).")] = "synthetic",
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder holding the data set files.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 256,
     device: Annotated[str, typer.Option("--device", help="cuda, cpu or auto.")] = "cuda",

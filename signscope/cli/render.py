@@ -20,7 +20,7 @@ from signscope.errors import UsageError
 from signscope.runformat import atomic_write_bytes, atomic_write_text
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(str, Enum):  # noqa: UP042 (typer parses plain str Enums)
     table = "table"
     json = "json"
     csv = "csv"
