@@ -19,11 +19,12 @@ demo: $(STAMP)
 	$(BIN)/signscope train --preset demo --method lrr --seed 0 --out $(RUNS)/lrr --force
 	$(BIN)/signscope flips $(RUNS)/lrr $(RUNS)/imp
 
-# Headless Chromium renders report.html in the figure tests (Debian's package).
+# Debian packages the tests drive: headless Chromium renders report.html, tmux runs the TUI
+# in a real pseudo-terminal.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium; the browser test will be skipped"; }
+	@{ command -v chromium && command -v tmux; } >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium tmux >/dev/null) \
+	  || echo "warning: could not install chromium/tmux; the browser and terminal tests will be skipped"; }
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q

@@ -66,7 +66,15 @@ def _fmt_cell(value: Any) -> str:
             return "nan"
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
             return f"{value:.3e}"
-        return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.1f}"
+        if value == int(value):
+            return f"{value:.1f}"
+        # Four decimals, but never round a fraction like 0.99995 to a misleading "1".
+        digits = 4
+        text = f"{value:.{digits}f}"
+        while float(text) == round(value) and digits < 12:
+            digits += 1
+            text = f"{value:.{digits}f}"
+        return text.rstrip("0").rstrip(".")
     return str(value)
 
 
