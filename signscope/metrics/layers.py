@@ -12,6 +12,7 @@ import polars as pl
 
 from signscope.metrics.stream import count_alive, pieces, run_pieces
 from signscope.reader import Handles
+from signscope.runformat import natural_key
 
 
 def alive_counts(run, level: int) -> dict[str, int]:
@@ -49,7 +50,9 @@ def layers_table(run, level: int) -> pl.DataFrame:
     alive = run.alive(level)
     masks = {m for m in run.prunable.values() if m}
     rows = []
-    for name, info in ckpt.tensors.items():
+    # Files order tensors by element size for alignment; people read layers by name, so
+    # bn1.bias sits next to bn1.weight and layer2 before layer10.
+    for name, info in sorted(ckpt.tensors.items(), key=lambda item: natural_key(item[0])):
         if name in masks:
             continue
         n = alive.get(name)
