@@ -103,18 +103,20 @@ def write_level(
 
 
 def load_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of one safetensors file, with a clean error when it is damaged."""
+    """Tensors and metadata of one safetensors file, with a clean error when it is damaged.
+
+    The header is checked (and its metadata read) by the inspection reader, so a truncated
+    or missing file gets the same one-line message here as in ``signscope flips``.
+    """
+    from signscope.reader import read_header
+
     path = Path(path)
+    meta = read_header(path).metadata
     try:
-        data = path.read_bytes()
-        tensors = _st_load(data)
-    except FileNotFoundError:
-        raise RunFormatError(f"{path}: file not found") from None
-    except Exception as exc:  # safetensors raises its own error types for bad headers
+        tensors = _st_load(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types for bad data
         raise RunFormatError(f"{path}: not a readable safetensors file ({exc})") from None
-    (n,) = struct.unpack("<Q", data[:8])
-    meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
-    return tensors, meta
+    return tensors, dict(meta)
 
 
 def split_masks(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
