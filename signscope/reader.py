@@ -12,11 +12,13 @@ about sizes, an unknown dtype) becomes a :class:`RunFormatError` that names the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,9 +63,12 @@ FLOAT_BITS = {
 _MAX_HEADER = 100 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """Where one tensor lives in its file; ``begin``/``end`` are absolute byte offsets."""
+class TensorInfo(NamedTuple):
+    """Where one tensor lives in its file; ``begin``/``end`` are absolute byte offsets.
+
+    A NamedTuple rather than a frozen dataclass: a ResNet50 run has ~8,000 header entries,
+    and building them was half the time of opening the run.
+    """
 
     name: str
     dtype: str
@@ -73,10 +78,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def itemsize(self) -> int:
@@ -159,14 +161,16 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> Te
         begin, end = entry["data_offsets"]
     except (TypeError, KeyError, ValueError):
         raise _corrupt(path, f"corrupt header entry for tensor {name!r}") from None
-    if not all(isinstance(v, int) and v >= 0 for v in (*shape, begin, end)) or begin > end:
+    if not (type(begin) is int and type(end) is int and 0 <= begin <= end
+            and all(type(d) is int and d >= 0 for d in shape)):
         raise _corrupt(path, f"corrupt header entry for tensor {name!r}")
     if not isinstance(dtype, str) or dtype not in ITEMSIZE:
         raise _corrupt(path, f"tensor {name!r} has dtype {dtype!r}, which signscope cannot read")
     info = TensorInfo(name, dtype, shape, data_start + begin, data_start + end)
-    if end - begin != info.numel * info.itemsize:
+    nbytes = math.prod(shape) * ITEMSIZE[dtype]
+    if end - begin != nbytes:
         raise _corrupt(path, f"corrupt header: tensor {name!r} ({dtype}, shape {list(shape)}) "
-                             f"should take {info.numel * info.itemsize} bytes, the header gives {end - begin}")
+                             f"should take {nbytes} bytes, the header gives {end - begin}")
     if info.end > size:
         raise _corrupt(path, f"truncated: tensor {name!r} needs bytes up to {info.end} "
                              f"but the file has only {size}")
@@ -214,8 +218,16 @@ class Handles:
         """Elements ``[start, start+count)`` of tensor ``info`` as raw bytes in ``out``
         (a uint8 buffer of at least ``count * itemsize`` bytes); returns the filled prefix."""
         nbytes = count * info.itemsize
-        view = memoryview(out)[:nbytes]
         offset = info.begin + start * info.itemsize
+        # The kernel's copy out of the page cache runs 3-4x slower when the destination
+        # sits 8-24 bytes past the source within a cache line (measured: 1.7 s against
+        # 0.4 s of system time for a 2.5 GB run), so start the data at the same offset
+        # modulo 64 as the file does, when the buffer has the room.
+        shift = (offset - out.ctypes.data) % _LINE
+        if shift + nbytes > out.nbytes:
+            shift = 0
+        out = out[shift:shift + nbytes]
+        view = memoryview(out)
         done = 0
         fd = self._fd(ckpt.path)
         while done < nbytes:
@@ -224,7 +236,16 @@ class Handles:
                 raise _corrupt(ckpt.path, f"truncated while reading tensor {info.name!r} "
                                           "(the file shrank after it was opened?)")
             done += got
-        return out[:nbytes]
+        return out
+
+
+_LINE = 64
+
+
+def read_buffer(nbytes: int) -> np.ndarray:
+    """A uint8 buffer for :meth:`Handles.read` of up to ``nbytes`` bytes, with the slack
+    it uses to match the file's alignment."""
+    return np.empty(nbytes + _LINE, np.uint8)
 
 
 if hasattr(os, "preadv"):
@@ -258,7 +279,7 @@ def as_float(raw: np.ndarray, dtype: str) -> np.ndarray:
 def read_tensor(handles: Handles, ckpt: Checkpoint, name: str) -> np.ndarray:
     """A whole (small) tensor as raw bytes."""
     info = ckpt.info(name)
-    return handles.read(ckpt, info, 0, info.numel, np.empty(info.numel * info.itemsize, np.uint8))
+    return handles.read(ckpt, info, 0, info.numel, read_buffer(info.numel * info.itemsize))
 
 
 # --------------------------------------------------------------------------- run layout

@@ -56,6 +56,22 @@ def test_flips_json_matches_spec_section_4(runs):
     assert err == ""
 
 
+def test_fast_exit_keeps_exit_codes_and_output(runs):
+    """Inspection commands skip the interpreter's teardown (os._exit); what they print, the
+    exit status and a reader that closes the pipe early must not notice."""
+    root, _ = runs
+    cmd = [sys.executable, "-m", "signscope"]
+    bad = subprocess.run([*cmd, "flips", "no-such-run"], capture_output=True, text=True, cwd=root)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
+    table = subprocess.run([*cmd, "show", "lrr0"], capture_output=True, text=True, cwd=root)
+    assert table.returncode == 0 and "level" in table.stdout, table.stderr
+    piped = subprocess.run(" ".join([*cmd, "flips", "lrr0", "imp0", "lrr1", "imp1", "--per-layer", "--format", "json", "|", "head", "-c", "5"]),
+                           shell=True, capture_output=True, text=True, cwd=root)
+    assert len(piped.stdout) == 5
+    assert "Traceback" not in piped.stderr and "Exception ignored" not in piped.stderr
+
+
 def test_flips_options(runs, cli):
     root, _ = runs
     out, _ = cli("flips", "lrr0", "--per-layer", "--at-level", "1", "--reference", "rewind",

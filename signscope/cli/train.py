@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from signscope.cli.app import app
 from signscope.errors import SignscopeError
@@ -117,6 +116,8 @@ def train(
         import torch  # noqa: F401
     except ImportError:
         raise SignscopeError("signscope train needs PyTorch: pip install 'signscope[train]'") from None
+    from rich.console import Console
+
     from signscope.runformat import read_manifest
     from trainers.config import config_for_resume, resolve_config
     from trainers.distributed import launch_env, process_group

@@ -31,6 +31,7 @@ from signscope.metrics.stream import (
     popcount,
     popcount_rows,
     run_pieces,
+    scratch_planes,
 )
 from signscope.reader import Handles
 
@@ -57,7 +58,7 @@ def _last_flip_hist(flips: np.ndarray, final: np.ndarray) -> np.ndarray:
     ``flips[L]`` is the packed plane of flips into level L. Walking the levels downwards,
     a weight's first hit is its last flip.
     """
-    hits = np.empty_like(flips)
+    hits = scratch_planes("hits", *flips.shape)
     remaining = final.copy()
     for level in range(len(flips) - 1, -1, -1):
         np.bitwise_and(flips[level], remaining, out=hits[level])
@@ -75,7 +76,8 @@ def _flip_count_hist(flips: np.ndarray, final: np.ndarray) -> np.ndarray:
     level's flip plane is a ripple-carry add done 8 weights per byte.
     """
     width = len(flips).bit_length()
-    bits = np.zeros((width, flips.shape[1]), np.uint8)
+    bits = scratch_planes("count_bits", width, flips.shape[1])
+    bits.fill(0)
     carry, nxt = np.empty_like(final), np.empty_like(final)
     for level, plane_in in enumerate(flips):
         np.copyto(carry, plane_in)
@@ -84,8 +86,8 @@ def _flip_count_hist(flips: np.ndarray, final: np.ndarray) -> np.ndarray:
             np.bitwise_and(plane, carry, out=nxt)
             plane ^= carry
             carry, nxt = nxt, carry
-    inverted = ~bits
-    sel = np.empty((len(flips) + 1, flips.shape[1]), np.uint8)
+    inverted = np.invert(bits, out=scratch_planes("count_inverted", *bits.shape))
+    sel = scratch_planes("sel", len(flips) + 1, flips.shape[1])
     for value, row in enumerate(sel):
         np.copyto(row, final)
         for b in range(width):
@@ -104,9 +106,9 @@ def _walk_chunk(handles: Handles, ckpts, ref, name: str, mask: str | None,
     """
     n_levels, width = len(ckpts), (piece.count + 7) // 8
     ref_planes = load(handles, ref, name, None, piece.start, piece.count)
-    alive = np.empty((n_levels, width), np.uint8)
-    from_ref = np.empty((n_levels, width), np.uint8)
-    into = np.empty((n_levels, width), np.uint8)
+    alive = scratch_planes("alive", n_levels, width)
+    from_ref = scratch_planes("from_ref", n_levels, width)
+    into = scratch_planes("into", n_levels, width)
     prev = ref_planes
     for level, ckpt in enumerate(ckpts):
         cur = load(handles, ckpt, name, mask, piece.start, piece.count)
