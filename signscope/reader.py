@@ -3,9 +3,10 @@ safetensors library (SPEC section 2).
 
 A safetensors file is an 8-byte little-endian header length, a JSON header (tensor name ->
 dtype, shape, data offsets; plus ``__metadata__``) and the raw little-endian tensor data.
-:func:`read_header` parses and checks the header once; :class:`Handles` then reads any element
-range of any tensor into a caller's buffer, so the metrics can stream a 2 GB run through a few
-megabytes of memory. Everything a user can get wrong (a truncated file, a header that lies
+:func:`read_header` parses and checks the header once; :class:`signscope.tensordata.Handles`
+then reads any element range of any tensor into a caller's buffer, so the metrics can stream a
+2 GB run through a few megabytes of memory. This module does not import numpy, so listing runs
+(the TUI's first screen, ``signscope show``) never pays for it. Everything a user can get wrong (a truncated file, a header that lies
 about sizes, an unknown dtype) becomes a :class:`RunFormatError` that names the file.
 """
 
@@ -15,12 +16,9 @@ import json
 import math
 import os
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
-
-import numpy as np
 
 from signscope.errors import RunFormatError
 
@@ -33,31 +31,9 @@ ITEMSIZE = {
 }
 FLOATING = frozenset({"F16", "BF16", "F32", "F64", "F8_E5M2", "F8_E4M3"})
 MASK_DTYPES = frozenset({"U8", "BOOL", "I8"})
+# Float dtypes whose signs signscope reads (signscope.tensordata.FLOAT_BITS has their layouts).
+WEIGHT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 
-
-@dataclass(frozen=True)
-class FloatBits:
-    """How to read signs straight from the bits of a float dtype, with no conversion.
-
-    Viewed as a signed integer of the same width, a float is negative exactly when the
-    integer is; it is zero when the bits below the sign bit are zero (so -0.0 counts as
-    zero); it is NaN or infinite when those bits reach the all-ones exponent.
-    """
-
-    int_dtype: type
-    magnitude: np.integer  # mask of everything but the sign bit
-    nonfinite: np.integer  # smallest magnitude with an all-ones exponent
-    float_dtype: type | None  # numpy's own float of this layout (little-endian), if fast
-
-
-FLOAT_BITS = {
-    "F64": FloatBits(np.int64, np.int64(0x7FFF_FFFF_FFFF_FFFF), np.int64(0x7FF0_0000_0000_0000),
-                     np.float64),
-    "F32": FloatBits(np.int32, np.int32(0x7FFF_FFFF), np.int32(0x7F80_0000), np.float32),
-    # numpy's float16 arithmetic goes through float32 conversions: the bits are faster.
-    "F16": FloatBits(np.int16, np.int16(0x7FFF), np.int16(0x7C00), None),
-    "BF16": FloatBits(np.int16, np.int16(0x7FFF), np.int16(0x7F80), None),
-}
 
 # safetensors itself refuses headers above 100 MB; a larger length means a damaged file.
 _MAX_HEADER = 100 * 1024 * 1024
@@ -109,7 +85,7 @@ class Checkpoint:
             raise RunFormatError(f"{self.path}: has no tensor {name!r}") from None
 
 
-def _corrupt(path: Path, problem: str) -> RunFormatError:
+def corrupt(path: Path, problem: str) -> RunFormatError:
     return RunFormatError(f"{path}: {problem}")
 
 
@@ -121,13 +97,13 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(8)
             if len(head) < 8:
-                raise _corrupt(path, f"truncated: {size} bytes, too short for a safetensors header")
+                raise corrupt(path, f"truncated: {size} bytes, too short for a safetensors header")
             (n,) = struct.unpack("<Q", head)
             if n > size - 8:
-                raise _corrupt(path, f"truncated or not a safetensors file: the header claims {n} "
+                raise corrupt(path, f"truncated or not a safetensors file: the header claims {n} "
                                      f"bytes but the file has {size}")
             if n > _MAX_HEADER:
-                raise _corrupt(path, f"not a safetensors file (header length {n})")
+                raise corrupt(path, f"not a safetensors file (header length {n})")
             raw = fh.read(n)
     except FileNotFoundError:
         raise RunFormatError(f"{path}: no such file") from None
@@ -140,12 +116,12 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _corrupt(path, "corrupt safetensors header (not JSON)") from None
+        raise corrupt(path, "corrupt safetensors header (not JSON)") from None
     if not isinstance(header, dict):
-        raise _corrupt(path, "corrupt safetensors header (not a JSON object)")
+        raise corrupt(path, "corrupt safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
-        raise _corrupt(path, "corrupt safetensors header (__metadata__ is not an object)")
+        raise corrupt(path, "corrupt safetensors header (__metadata__ is not an object)")
     data_start = 8 + n
     tensors = {}
     for name, entry in header.items():
@@ -160,126 +136,21 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> Te
         shape = tuple(entry["shape"])
         begin, end = entry["data_offsets"]
     except (TypeError, KeyError, ValueError):
-        raise _corrupt(path, f"corrupt header entry for tensor {name!r}") from None
+        raise corrupt(path, f"corrupt header entry for tensor {name!r}") from None
     if not (type(begin) is int and type(end) is int and 0 <= begin <= end
             and all(type(d) is int and d >= 0 for d in shape)):
-        raise _corrupt(path, f"corrupt header entry for tensor {name!r}")
+        raise corrupt(path, f"corrupt header entry for tensor {name!r}")
     if not isinstance(dtype, str) or dtype not in ITEMSIZE:
-        raise _corrupt(path, f"tensor {name!r} has dtype {dtype!r}, which signscope cannot read")
+        raise corrupt(path, f"tensor {name!r} has dtype {dtype!r}, which signscope cannot read")
     info = TensorInfo(name, dtype, shape, data_start + begin, data_start + end)
     nbytes = math.prod(shape) * ITEMSIZE[dtype]
     if end - begin != nbytes:
-        raise _corrupt(path, f"corrupt header: tensor {name!r} ({dtype}, shape {list(shape)}) "
+        raise corrupt(path, f"corrupt header: tensor {name!r} ({dtype}, shape {list(shape)}) "
                              f"should take {nbytes} bytes, the header gives {end - begin}")
     if info.end > size:
-        raise _corrupt(path, f"truncated: tensor {name!r} needs bytes up to {info.end} "
+        raise corrupt(path, f"truncated: tensor {name!r} needs bytes up to {info.end} "
                              f"but the file has only {size}")
     return info
-
-
-class Handles:
-    """Open file descriptors for reading element ranges of tensors into caller buffers.
-
-    Reading into reused buffers (instead of mapping the files) keeps the resident set at
-    the size of the buffers however large the run is; the copy from the page cache is
-    cheap next to the arithmetic. Safe to share between threads: reads are positional.
-    """
-
-    def __init__(self) -> None:
-        self._fds: dict[Path, int] = {}
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> Handles:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            os.close(fd)
-
-    def _fd(self, path: Path) -> int:
-        fd = self._fds.get(path)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(path)
-                if fd is None:
-                    try:
-                        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-                    except OSError as exc:
-                        raise RunFormatError(f"{path}: cannot open ({exc.strerror})") from None
-                    self._fds[path] = fd
-        return fd
-
-    def read(self, ckpt: Checkpoint, info: TensorInfo, start: int, count: int,
-             out: np.ndarray) -> np.ndarray:
-        """Elements ``[start, start+count)`` of tensor ``info`` as raw bytes in ``out``
-        (a uint8 buffer of at least ``count * itemsize`` bytes); returns the filled prefix."""
-        nbytes = count * info.itemsize
-        offset = info.begin + start * info.itemsize
-        # The kernel's copy out of the page cache runs 3-4x slower when the destination
-        # sits 8-24 bytes past the source within a cache line (measured: 1.7 s against
-        # 0.4 s of system time for a 2.5 GB run), so start the data at the same offset
-        # modulo 64 as the file does, when the buffer has the room.
-        shift = (offset - out.ctypes.data) % _LINE
-        if shift + nbytes > out.nbytes:
-            shift = 0
-        out = out[shift:shift + nbytes]
-        view = memoryview(out)
-        done = 0
-        fd = self._fd(ckpt.path)
-        while done < nbytes:
-            got = _pread_into(fd, view[done:], offset + done)
-            if got <= 0:
-                raise _corrupt(ckpt.path, f"truncated while reading tensor {info.name!r} "
-                                          "(the file shrank after it was opened?)")
-            done += got
-        return out
-
-
-_LINE = 64
-
-
-def read_buffer(nbytes: int) -> np.ndarray:
-    """A uint8 buffer for :meth:`Handles.read` of up to ``nbytes`` bytes, with the slack
-    it uses to match the file's alignment."""
-    return np.empty(nbytes + _LINE, np.uint8)
-
-
-if hasattr(os, "preadv"):
-    def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-        return os.preadv(fd, [view], offset)
-else:  # Windows: no positional reads into buffers
-    _seek_lock = threading.Lock()
-
-    def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-        with _seek_lock:
-            os.lseek(fd, offset, os.SEEK_SET)
-            with open(fd, "rb", buffering=0, closefd=False) as fh:
-                return fh.readinto(view) or 0
-
-
-def as_float(raw: np.ndarray, dtype: str) -> np.ndarray:
-    """Raw little-endian bytes of a float tensor as float32/float64 values.
-
-    Used for the small tensors that need values (BatchNorm gamma); bf16 is widened by
-    shifting its bits into the top half of a float32.
-    """
-    if dtype == "BF16":
-        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-    if dtype in ("F16", "F32"):
-        return raw.view("<f2" if dtype == "F16" else "<f4").astype(np.float32)
-    if dtype == "F64":
-        return raw.view("<f8")
-    raise ValueError(f"not a readable float dtype: {dtype}")
-
-
-def read_tensor(handles: Handles, ckpt: Checkpoint, name: str) -> np.ndarray:
-    """A whole (small) tensor as raw bytes."""
-    info = ckpt.info(name)
-    return handles.read(ckpt, info, 0, info.numel, read_buffer(info.numel * info.itemsize))
 
 
 # --------------------------------------------------------------------------- run layout
@@ -395,7 +266,7 @@ def prunable_tensors(ckpt: Checkpoint) -> dict[str, str | None]:
                   if i.dtype in FLOATING and len(i.shape) >= 2 and n.endswith("weight")}
     for name in chosen:
         dtype = ckpt.tensors[name].dtype
-        if dtype not in FLOAT_BITS:
+        if dtype not in WEIGHT_DTYPES:
             raise RunFormatError(f"{ckpt.path}: prunable tensor {name!r} has dtype {dtype}; "
                                  "signscope reads F16, BF16, F32 and F64 weights")
     return chosen
@@ -412,7 +283,7 @@ def check_reference(ref: Checkpoint, level0: Checkpoint, prunable) -> None:
         if info.shape != want.shape:
             raise RunFormatError(f"{ref.path}: tensor {name!r} is {info.shape_text} "
                                  f"but {want.shape_text} in {level0.path.name}")
-        if info.dtype not in FLOAT_BITS:
+        if info.dtype not in WEIGHT_DTYPES:
             raise RunFormatError(f"{ref.path}: tensor {name!r} has dtype {info.dtype}; "
                                  "signscope reads F16, BF16, F32 and F64 weights")
 
@@ -422,7 +293,7 @@ def batchnorm_layers(ckpt: Checkpoint) -> list[str]:
     ``NAME.running_var`` exists (the gamma of paper Fig 10, 11)."""
     layers = []
     for name, info in ckpt.tensors.items():
-        if name.endswith(".weight") and len(info.shape) == 1 and info.dtype in FLOAT_BITS:
+        if name.endswith(".weight") and len(info.shape) == 1 and info.dtype in WEIGHT_DTYPES:
             base = name[: -len(".weight")]
             if f"{base}.running_var" in ckpt.tensors:
                 layers.append(base)

@@ -117,7 +117,7 @@ def test_self_comparison_and_density(seed, n_levels, dtype):
         assert (s.filter(s["both_alive"] > 0)["agreement"] == 1.0).all()
         # density matches the masks written in the files
         summary = run.summary()
-        from signscope.reader import Handles, read_tensor
+        from signscope.tensordata import Handles, read_tensor
         with Handles() as h:
             for lvl in run.levels:
                 ck = run.checkpoint(lvl)

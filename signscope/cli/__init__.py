@@ -1,9 +1,11 @@
 """Command-line interface. Kept thin: parse, call a function that returns data, render it.
 
 Each command lives in its own module and registers itself on :data:`app`; the module
-names are listed in ``COMMAND_MODULES`` (import order = order in ``--help``). Command
-modules must not import torch at import time: only the training/import commands load
-it, inside the command function.
+names are listed in ``COMMAND_MODULES`` (their order is the order in ``--help``). A command
+line that names a command imports only that command's module (``signscope tui`` never
+imports polars before its first screen); anything else (``--help``, a typo) imports them
+all. Command modules must not import torch at import time: only the training/import
+commands load it, inside the command function.
 """
 
 from __future__ import annotations
@@ -32,8 +34,26 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench",
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"signscope.cli.{_name}")
+
+def _command_name(args: Sequence[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+# Command name -> module, where they differ.
+_MODULE_OF = {"import": "importcmd"}
+
+
+def load_commands(args: Sequence[str] = ()) -> None:
+    """Register the command that ``args`` names, or every command when it names none."""
+    name = _command_name(args)
+    module = _MODULE_OF.get(name, name)
+    named = module in COMMAND_MODULES and (name in _MODULE_OF or module not in _MODULE_OF.values())
+    wanted = [module] if named else COMMAND_MODULES
+    for mod in wanted:
+        importlib.import_module(f"signscope.cli.{mod}")
+    # Keep --help in COMMAND_MODULES order whatever was imported first in this process.
+    order = {f"signscope.cli.{m}": i for i, m in enumerate(COMMAND_MODULES)}
+    app.registered_commands.sort(key=lambda c: order.get(c.callback.__module__, len(order)))
 
 
 def _error(message: str) -> None:
@@ -49,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    load_commands(args)
     try:
         app(args=args, prog_name="signscope", standalone_mode=False)
     except Exit as exc:
@@ -83,14 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 FAST_EXIT_COMMANDS = frozenset({"show", "flips", "masks", "signs", "bn", "acc"})
 
 
-def _command_name(args: Sequence[str]) -> str | None:
-    return next((a for a in args if not a.startswith("-")), None)
-
-
 def entry() -> None:
     """The ``signscope`` console script and ``python -m signscope``."""
     code = main()
-    if _command_name(sys.argv[1:]) in FAST_EXIT_COMMANDS:
+    if _command_name([a for a in sys.argv[1:] if a != "--debug"]) in FAST_EXIT_COMMANDS:
         try:
             sys.stdout.flush()
             sys.stderr.flush()

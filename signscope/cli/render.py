@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
+from signscope.display import format_cell
 from signscope.errors import UsageError
 from signscope.runformat import atomic_write_bytes, atomic_write_text
 
@@ -58,25 +59,6 @@ def tables_to_json(tables: dict[str, pl.DataFrame]) -> str:
     return json.dumps(obj, indent=2, allow_nan=False, default=str)
 
 
-def _fmt_cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return f"{value:.3e}"
-        if value == int(value):
-            return f"{value:.1f}"
-        # Four decimals, but never round a fraction like 0.99995 to a misleading "1".
-        digits = 4
-        text = f"{value:.{digits}f}"
-        while float(text) == round(value) and digits < 12:
-            digits += 1
-            text = f"{value:.{digits}f}"
-        return text.rstrip("0").rstrip(".")
-    return str(value)
-
 
 def rich_tables(tables: dict[str, pl.DataFrame]):
     """Yield one ``rich.table.Table`` per frame (used by the CLI and the TUI alike)."""
@@ -88,7 +70,7 @@ def rich_tables(tables: dict[str, pl.DataFrame]):
         for col in df.columns:
             table.add_column(col, justify="right" if col in numeric else "left")
         for row in df.iter_rows():
-            table.add_row(*(_fmt_cell(v) for v in row))
+            table.add_row(*(format_cell(v) for v in row))
         yield table
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from signscope.errors import RunFormatError
-from signscope.reader import Handles, as_float, read_tensor
+from signscope.tensordata import Handles, as_float, read_tensor
 
 ZERO_TOL = 1e-3
 BINS_PER_UNIT = 20  # bin width 0.05

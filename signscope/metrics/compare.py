@@ -9,7 +9,7 @@ import numpy as np
 
 from signscope.errors import RunFormatError
 from signscope.metrics.stream import Piece, pieces, run_pieces
-from signscope.reader import Handles
+from signscope.tensordata import Handles
 
 
 def common_levels(a, b) -> list[int]:

@@ -33,7 +33,7 @@ from signscope.metrics.stream import (
     run_pieces,
     scratch_planes,
 )
-from signscope.reader import Handles
+from signscope.tensordata import Handles
 
 
 @dataclass

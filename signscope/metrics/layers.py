@@ -6,13 +6,12 @@ are nonzero); ``density`` is alive / prunable, globally or per prunable tensor.
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
+from signscope.display import config_items
 from signscope.metrics.stream import count_alive, pieces, run_pieces
-from signscope.reader import Handles
 from signscope.runformat import natural_key
+from signscope.tensordata import Handles
 
 
 def alive_counts(run, level: int) -> dict[str, int]:
@@ -64,15 +63,7 @@ def layers_table(run, level: int) -> pl.DataFrame:
                                       "alive": pl.Int64, "density": pl.Float64})
 
 
-def _flatten(obj, prefix: str = ""):
-    if isinstance(obj, dict) and obj:
-        for key, value in obj.items():
-            yield from _flatten(value, f"{prefix}{key}.")
-    else:
-        yield prefix[:-1], obj if isinstance(obj, str) else json.dumps(obj)
-
-
 def config_table(config: dict) -> pl.DataFrame:
     """The run's config as key/value rows; nested keys are dotted, values JSON unless strings."""
-    rows = list(_flatten(config)) if config else []
-    return pl.DataFrame(rows, schema={"key": pl.String, "value": pl.String}, orient="row")
+    return pl.DataFrame(config_items(config), schema={"key": pl.String, "value": pl.String},
+                        orient="row")

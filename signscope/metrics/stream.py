@@ -5,7 +5,7 @@ way: split each prunable tensor into chunks of ``CHUNK`` elements and, for one c
 element range from every file it needs into reused buffers. Memory therefore stays at a few
 buffers per worker thread however many levels and however large the tensors are.
 
-Signs come straight from the bits (see :class:`signscope.reader.FloatBits`): fp16/bf16 are
+Signs come straight from the bits (see :class:`signscope.tensordata.FloatBits`): fp16/bf16 are
 viewed as int16 and never converted; fp32/fp64 are compared as the floats they are. NaN and
 inf are caught on the way. Each chunk becomes packed bit planes (:class:`Packed`), so
 everything after the first pass works on an eighth of the bytes.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from signscope.errors import RunFormatError
-from signscope.reader import FLOAT_BITS, Checkpoint, Handles, read_buffer
+from signscope.reader import Checkpoint
+from signscope.tensordata import FLOAT_BITS, Handles, read_buffer
 
 # 512K elements: a chunk's temporaries (2 MB of fp32, 512 KB per boolean plane) mostly stay
 # in the caches, and the packed-plane bookkeeping (64 KB per plane) still amortises the

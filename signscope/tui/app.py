@@ -7,10 +7,13 @@ run in thread workers, so the screen stays responsive on multi-GB runs; results 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from rich.markup import escape
@@ -45,6 +48,22 @@ TABS = (
 # Arrow keys move through levels faster than a ResNet50 level computes; wait for the cursor
 # to rest before starting work for it.
 SETTLE_S = 0.12
+# How long the app waits for discovery before it starts drawing (see __init__).
+EARLY_DISCOVERY_S = 0.2
+
+
+def _in_thread(fn, *args) -> Future:
+    """Run ``fn(*args)`` in a daemon thread now; the Future holds its result or error."""
+    future: Future = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits on it
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name="signscope-discover", daemon=True).start()
+    return future
 
 
 class SignscopeApp(App[None]):
@@ -68,6 +87,13 @@ class SignscopeApp(App[None]):
                  export_dir: str | os.PathLike = "figures", export_format: str = "png") -> None:
         super().__init__()
         self.paths = tuple(str(p) for p in (paths or ["."]))
+        # The first screen needs the runs. Discovery (headers only) takes ~40 ms for a
+        # 20-level ResNet50 run when it has the GIL to itself, but ~0.4 s when it shares it
+        # with Textual's start-up. So give it a short head start here; a folder tree too big
+        # for that keeps going in its thread, and the tree shows a loading indicator.
+        self._early_discovery: Future | None = _in_thread(discover, self.paths)
+        with contextlib.suppress(TimeoutError):
+            self._early_discovery.result(timeout=EARLY_DISCOVERY_S)
         self.export_dir = Path(export_dir)
         self.export_format = export_format
         self.exported: list[Path] = []  # every file the e key wrote, in order
@@ -93,9 +119,12 @@ class SignscopeApp(App[None]):
             with Vertical(id="sidebar"):
                 yield RunTree(id="tree")
             with TabbedContent(id="tabs"):
-                for tab, label, pane in TABS:
+                for i, (tab, label, pane) in enumerate(TABS):
                     with TabPane(label, id=tab):
-                        yield pane(self.store, id=f"{tab}-pane")
+                        # Only the first tab's body is part of the first screen; the others
+                        # are mounted right after it is drawn (see _mount_other_panes).
+                        if i == 0:
+                            yield pane(self.store, id=f"{tab}-pane")
         yield Static("", id="empty")
         yield Footer()
 
@@ -105,6 +134,12 @@ class SignscopeApp(App[None]):
 
     def _look_for_runs(self) -> None:
         tree = self.query_one("#tree", RunTree)
+        early = self._early_discovery
+        if early is not None and early.done() and early.exception() is None:
+            self._early_discovery = None
+            self.looking = True
+            self._show_discovery(early.result())
+            return
         self._discovering = self.looking = True
         # An animated indicator competes with discovery for the GIL: show it only when
         # discovery is slow enough to need it (a big folder tree). The timer may fire after
@@ -116,6 +151,9 @@ class SignscopeApp(App[None]):
     # -- discovery --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="discover", exit_on_error=False)
     def find_runs(self) -> Discovery:
+        early, self._early_discovery = self._early_discovery, None
+        if early is not None:
+            return early.result()
         return discover(self.paths)
 
     def on_worker_state_changed(self, event) -> None:
@@ -166,7 +204,7 @@ class SignscopeApp(App[None]):
             tree.focus()
             self._select(target)
             self.looking = False
-            self.call_after_refresh(self._stamp, "first screen")
+            self.call_after_refresh(self._first_screen_drawn)
 
         self.call_after_refresh(place_cursor)
 
@@ -213,8 +251,29 @@ class SignscopeApp(App[None]):
             return
         pane.update_selection(self.selection)
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        await self._ensure_pane(event.pane.id)
         self._refresh_active()
+
+    async def _ensure_pane(self, tab: str | None) -> None:
+        """Mount the body of ``tab`` if it is not mounted yet."""
+        if tab is None or self.query(f"#{tab}-pane"):
+            return
+        cls = next(pane for name, _, pane in TABS if name == tab)
+        await self.query_one(f"#{tab}", TabPane).mount(cls(self.store, id=f"{tab}-pane"))
+
+    async def _mount_other_panes(self) -> None:
+        try:
+            for tab, _, _ in TABS[1:]:
+                await self._ensure_pane(tab)
+        except NoMatches:  # the app closed first
+            return
+
+    def _first_screen_drawn(self) -> None:
+        self._stamp("first screen")
+        if "panes mounted" not in self.timings:
+            self.timings["panes mounted"] = 0.0
+            self.run_worker(self._mount_other_panes(), group="mount")
 
     def _stamp(self, name: str) -> None:
         self.timings.setdefault(name, time.perf_counter() - self._started)
@@ -268,7 +327,8 @@ class SignscopeApp(App[None]):
         self.notify(f"Sign flips now count from the {self.reference} weights.", timeout=4)
         self._select(self._current_ref())
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
+        await self._ensure_pane("layers")
         self.query_one("#tabs", TabbedContent).active = "layers"
         self.query_one("#layers-pane", LayersPane).focus_filter()
 

@@ -4,8 +4,8 @@ and the histogram of the layer under the table cursor."""
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
@@ -16,6 +16,9 @@ from signscope.tui.frames import fill_table
 from signscope.tui.pane import ResultPane
 from signscope.tui.plots import draw_bars, series_colour
 from signscope.tui.state import Selection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 STATS = ["layer", "count", "mean", "std", "min", "median", "max", "frac_zero", "frac_negative"]
 
@@ -49,6 +52,8 @@ class BatchNormPane(ResultPane):
                              ("bn-gamma",), (run.label,), level=sel.effective_level)
 
     def draw(self, row: int) -> None:
+        import polars as pl
+
         if self.result is None or self.result["bn"].height == 0:
             return
         stats: pl.DataFrame = self.result["bn"]

@@ -9,8 +9,8 @@ both runs that carry the same sign.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -23,6 +23,9 @@ from signscope.tui.frames import fill_table
 from signscope.tui.pane import ResultPane
 from signscope.tui.plots import draw_lines, sparsity_label
 from signscope.tui.state import Selection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 COLUMNS = ["level", "intersection", "union", "jaccard", "jaccard_chance", "both_alive",
            "agreement"]
@@ -51,6 +54,8 @@ class ComparePane(ResultPane):
                 f"\n\nMarked: {marked}")
 
     def compute(self, sel: Selection, progress) -> dict:
+        import polars as pl
+
         import signscope
 
         a, b = (self.store.run(r.label) for r in sel.pair)

@@ -8,8 +8,8 @@ table's ``flips_init`` is what Fig 13 compares between LRR and IMP.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable
@@ -20,6 +20,9 @@ from signscope.tui.frames import fill_table
 from signscope.tui.pane import ResultPane
 from signscope.tui.plots import compact, draw_bars, series_colour
 from signscope.tui.state import Selection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _label_never(value: int) -> str:

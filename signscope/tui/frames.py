@@ -1,15 +1,18 @@
-"""Put a polars frame into a Textual DataTable, formatted like the CLI's tables."""
+"""Put a polars frame (or plain rows) into a Textual DataTable, formatted like the CLI's tables."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import polars as pl
 from rich.text import Text
 from textual.widgets import DataTable
 
 # The CLI's cell formatting, so a number reads the same in `signscope flips` and in the TUI.
-from signscope.cli.render import _fmt_cell as format_cell
+from signscope.display import format_cell
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def fill_table(
@@ -20,16 +23,26 @@ def fill_table(
 ) -> None:
     """Replace ``table``'s columns and rows with ``frame`` (numbers right-aligned)."""
     columns = list(columns or frame.columns)
-    headers = dict(headers or {})
     numeric = {c for c, t in frame.schema.items() if t.is_numeric()}
+    fill_rows(table, columns, frame.select(columns).iter_rows(), numeric, headers)
+
+
+def fill_rows(
+    table: DataTable,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    numeric: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Replace ``table``'s columns and rows with plain ``rows`` (no polars needed)."""
+    headers = dict(headers or {})
+    numeric = set(numeric)
     table.clear(columns=True)
     for col in columns:
         label = headers.get(col, col)
         table.add_column(Text(label, justify="right") if col in numeric else label, key=col)
-    rows = []
-    for row in frame.select(columns).iter_rows():
-        rows.append([
-            Text(format_cell(v), justify="right") if c in numeric else format_cell(v)
-            for c, v in zip(columns, row, strict=True)
-        ])
-    table.add_rows(rows)
+    table.add_rows([
+        [Text(format_cell(v), justify="right") if c in numeric else format_cell(v)
+         for c, v in zip(columns, row, strict=True)]
+        for row in rows
+    ])

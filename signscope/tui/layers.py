@@ -8,8 +8,8 @@ recomputes anything.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,6 +20,9 @@ from signscope.tui.export import FigureRequest
 from signscope.tui.frames import fill_table
 from signscope.tui.pane import ResultPane
 from signscope.tui.state import Selection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 COLUMNS = ["layer", "shape", "numel", "alive", "density", "flips_prev", "flips_init", "agreement"]
 
@@ -33,6 +36,8 @@ class FilterInput(Input):
 
 def filter_layers(frame: pl.DataFrame, text: str) -> pl.DataFrame:
     """Rows whose layer name contains every space-separated word of ``text`` (any case)."""
+    import polars as pl
+
     for word in text.lower().split():
         frame = frame.filter(pl.col("layer").str.to_lowercase().str.contains(word, literal=True))
     return frame
@@ -55,6 +60,8 @@ class LayersPane(ResultPane):
         return ("layers", sel.run.label, sel.effective_level, partner, sel.reference)
 
     def compute(self, sel: Selection, progress) -> dict:
+        import polars as pl
+
         import signscope
 
         level = sel.effective_level

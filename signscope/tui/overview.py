@@ -8,8 +8,8 @@ run and every discovered run with the same dataset and model.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
@@ -17,12 +17,16 @@ from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
 from signscope.discover import FoundRun
+from signscope.display import config_items
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
-from signscope.tui.frames import fill_table
+from signscope.tui.frames import fill_rows, fill_table
 from signscope.tui.pane import ResultPane
 from signscope.tui.plots import draw_lines, sparsity_label
 from signscope.tui.state import Selection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def companions(run: FoundRun, runs: tuple[FoundRun, ...]) -> tuple[FoundRun, ...]:
@@ -38,15 +42,15 @@ def companions(run: FoundRun, runs: tuple[FoundRun, ...]) -> tuple[FoundRun, ...
     return (run, *same)
 
 
-def config_rows(run: FoundRun) -> pl.DataFrame:
-    """Key/value rows: what the run is, then its config as ``signscope show`` prints it."""
-    from signscope.metrics.layers import config_table
+def config_rows(run: FoundRun) -> list[tuple[str, str]]:
+    """Key/value rows: what the run is, then its config as ``signscope show`` prints it.
 
+    Plain rows, no polars: this is the first screen, and importing polars takes longer than
+    drawing it."""
     rows = [("path", run.label), ("kind", run.kind), ("levels found", str(len(run.levels)))]
     if "method" not in run.config:
         rows.append(("method", run.method or "—"))
-    head = pl.DataFrame(rows, schema={"key": pl.String, "value": pl.String}, orient="row")
-    return pl.concat([head, config_table(run.config)])
+    return rows + config_items(run.config)
 
 
 class OverviewPane(ResultPane):
@@ -63,7 +67,7 @@ class OverviewPane(ResultPane):
         return (self.query_one("#overview-levels"), self.query_one("#overview-plot"))
 
     def prepare(self, sel: Selection) -> None:
-        fill_table(self.query_one("#overview-config", DataTable), config_rows(sel.run))
+        fill_rows(self.query_one("#overview-config", DataTable), ("key", "value"), config_rows(sel.run))
 
     def key(self, sel: Selection) -> Hashable | None:
         if sel.run is None or not sel.run.ok:
@@ -101,6 +105,8 @@ class OverviewPane(ResultPane):
                              tuple(r.label for r in companions(run, sel.runs)))
 
     def _draw(self, result: dict) -> None:
+        import polars as pl
+
         acc: pl.DataFrame = result["accuracy"].filter(pl.col("mean").is_not_null())
         plot = self.query_one("#overview-plot", PlotextPlot)
         series, ticks = [], {}

@@ -184,6 +184,19 @@ class ResultPane(Vertical):
         if any(k == key and not w.is_cancelled for w, k in self._pending.items()):
             return  # already on its way
         self._set_busy(True)
+        # Start the worker once this state is painted: its first job imports polars and
+        # numpy (~0.4 s holding the GIL), which would otherwise hold back the first screen.
+        self.call_after_refresh(self._start_worker, key, sel)
+
+    def _start_worker(self, key: Hashable, sel: Selection) -> None:
+        if key != self._wanted or key == self._shown:
+            return  # the user moved on, or the result arrived meanwhile
+        if any(k == key and not w.is_cancelled for w, k in self._pending.items()):
+            return
+        cached = self.store.peek(key)
+        if cached is not None:
+            self._apply(key, cached)
+            return
         report = self._reporter(key)
         worker = self.run_worker(
             lambda: self.store.get(key, lambda: self.compute(sel, report)),
