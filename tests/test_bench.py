@@ -128,3 +128,29 @@ def test_train_records_how_it_ran_beside_the_config(tmp_path):
     assert (manifest["amp"], manifest["compile"], manifest["world_size"]) == ("bf16", False, 1)
     assert "amp" not in manifest["config"]  # how a run executes is not what it computes
     assert manifest["levels"][0]["test_acc"] > 0.5
+
+
+def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
+    """examples/gpu_check.py is what a session with the GPU machine runs, once, in its few
+    minutes: it must work on the first try there, where polars, Textual and Altair are missing.
+    Here it runs at its smoke size on the CPU with those imports made to fail."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "gpu_check.py"
+    blocker = ("import sys, runpy\n"
+               "for name in ('polars', 'textual', 'altair', 'vl_convert', 'typer'):\n"
+               "    sys.modules[name] = None\n"
+               f"sys.argv = ['gpu_check.py', '--smoke', '--device', 'cpu', '--skip-compile', "
+               f"'--out', {str(tmp_path)!r}]\n"
+               f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["env"]["device"] == "cpu"
+    assert [r["loop"] for r in report["bench"]["bench"]] == ["signscope", "reference"]
+    assert report["epochs"]["density_level1"] == pytest.approx(0.8, abs=1e-4)
+    assert {"init.safetensors", "rewind.safetensors", "level_001.safetensors", "run.json"} <= set(
+        report["epochs"]["files"])
+    assert len(report["epochs"]["epoch_seconds"]) == 4
