@@ -153,3 +153,30 @@ def test_plain_run_equals_masked_run(seed, n_levels, bf16):
             assert a[name].drop("run").equals(b[name].drop("run")), name
         assert masked.summary().drop("run", "test_acc").equals(plain.summary().drop("run", "test_acc"))
         assert signscope.masks(masked, plain)["jaccard"].to_list() == [1.0] * n_levels
+
+
+@pytest.mark.parametrize("pad", [0, 1, 3, 8, 13])
+def test_reads_at_any_file_offset_into_any_buffer(tmp_path, pad):
+    """Handles.read starts the data at the file's offset modulo 64 inside the buffer (the
+    kernel copies faster so); values must come out right whatever the offset, even an odd one
+    that leaves float32 data unaligned in memory."""
+    from signscope.reader import read_header
+    from signscope.tensordata import Handles, read_buffer
+
+    rng = np.random.default_rng(pad)
+    weight = rng.standard_normal((7, 9)).astype(np.float32)
+    path = write_safetensors(tmp_path / "x.safetensors",
+                             {"pad": np.zeros(pad, np.uint8), "w": weight})
+    ckpt = read_header(path)
+    info = ckpt.tensors["w"]
+    assert (info.begin - ckpt.tensors["pad"].begin) == pad
+    for start, count in ((0, 63), (5, 40), (62, 1)):
+        for slack in (0, 1, 7, 64):
+            buf = read_buffer(count * 4 + slack)[slack:]
+            with Handles() as handles:
+                raw = handles.read(ckpt, info, start, count, buf)
+            assert raw.nbytes == count * 4
+            np.testing.assert_array_equal(raw.view("<f4"), weight.ravel()[start:start + count])
+    with Handles() as handles:
+        values = stream.load(handles, ckpt, "w", None, 0, info.numel)
+    np.testing.assert_array_equal(np.unpackbits(values.neg)[: info.numel], weight.ravel() < 0)
