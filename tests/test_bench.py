@@ -154,3 +154,37 @@ def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
     assert {"init.safetensors", "rewind.safetensors", "level_001.safetensors", "run.json"} <= set(
         report["epochs"]["files"])
     assert len(report["epochs"]["epoch_seconds"]) == 4
+
+
+def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
+    """Issue 7: no host synchronisation per step. On a GPU every .item(), float(), int(),
+    bool() or .tolist() of a device tensor waits for the queue to drain. Counted here on the
+    CPU: the number of such reads in one epoch of the real training path (device-resident
+    data, augmentation, fused/foreach SGD, masks) must not grow with the number of steps."""
+    from trainers.data import batches, load_dataset
+    from trainers.models import build_model, prunable_parameters
+
+    reads = []
+    for method in ("item", "tolist", "__float__", "__int__", "__bool__", "__index__", "cpu", "numpy"):
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, _name=method, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+
+    def epoch_reads(n_images: int) -> int:
+        ds = load_dataset("synthetic", synthetic_shape=(3, 8, 8), synthetic_size=(n_images, 8))
+        model = build_model("convnet", 10, 3, 8, generator=torch.Generator().manual_seed(0))
+        params = prunable_parameters(model)
+        masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) > 0.3
+                 for n, p in params.items()}
+        opt = make_optimizer(model, 0.1, 0.9, 5e-4, torch.device("cpu"))
+        steps = n_images // 16
+        reads.clear()
+        train_one_epoch(model, opt, batches(ds, 16, torch.Generator().manual_seed(0), train=True),
+                        [0.1] * steps, MaskEnforcer(params, masks))
+        return len(reads)
+
+    assert epoch_reads(16 * 3) == epoch_reads(16 * 12)
