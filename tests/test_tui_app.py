@@ -112,6 +112,23 @@ async def test_first_screen_shows_the_first_run(demo):
 
 
 @pilot_test
+async def test_tabs_pressed_while_their_bodies_are_still_being_mounted(demo):
+    """Only the Overview is part of the first screen; the other tabs' bodies are mounted just
+    after it. A key for a tab that arrives in the middle of that must wait for its body, not
+    find it half-built (or build a second one)."""
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "first screen" in app.timings)
+        await pilot.press("5", "3", "2", "4")
+        await settle(pilot)
+        assert app.query_one("#tabs", TabbedContent).active == "batchnorm"
+        for tab in ("overview", "flips", "layers", "batchnorm", "compare"):
+            assert len(app.query(f"#{tab}-pane")) == 1
+        assert [r[0] for r in rows(app, "#bn-stats")] == signscope.open_run("runs/imp").bn()["bn"][
+            "layer"].to_list()
+
+
+@pilot_test
 async def test_navigate_to_a_run_and_a_level_then_switch_tabs(demo):
     app = SignscopeApp(["runs"])
     async with app.run_test(size=SIZE) as pilot:

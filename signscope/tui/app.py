@@ -7,6 +7,7 @@ run in thread workers, so the screen stays responsive on multi-GB runs; results 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -111,6 +112,8 @@ class SignscopeApp(App[None]):
         # Seconds from construction to "first screen" (tree and the first run's config on
         # screen) and to "overview filled" (its levels and chart computed); see timing.py.
         self.timings: dict[str, float] = {}
+        # Tab bodies mounted (or being mounted), by tab id; see _ensure_pane.
+        self._panes_ready: dict[str, asyncio.Event] = {}
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -256,11 +259,20 @@ class SignscopeApp(App[None]):
         self._refresh_active()
 
     async def _ensure_pane(self, tab: str | None) -> None:
-        """Mount the body of ``tab`` if it is not mounted yet."""
-        if tab is None or self.query(f"#{tab}-pane"):
+        """Mount the body of ``tab`` if it is not mounted yet; wait for it if another caller
+        (the background mount, a key) is mounting it right now."""
+        if tab is None:
             return
-        cls = next(pane for name, _, pane in TABS if name == tab)
-        await self.query_one(f"#{tab}", TabPane).mount(cls(self.store, id=f"{tab}-pane"))
+        ready = self._panes_ready.get(tab)
+        if ready is None:
+            ready = self._panes_ready[tab] = asyncio.Event()
+            try:
+                if not self.query(f"#{tab}-pane"):
+                    cls = next(pane for name, _, pane in TABS if name == tab)
+                    await self.query_one(f"#{tab}", TabPane).mount(cls(self.store, id=f"{tab}-pane"))
+            finally:
+                ready.set()
+        await ready.wait()
 
     async def _mount_other_panes(self) -> None:
         try:
@@ -271,8 +283,7 @@ class SignscopeApp(App[None]):
 
     def _first_screen_drawn(self) -> None:
         self._stamp("first screen")
-        if "panes mounted" not in self.timings:
-            self.timings["panes mounted"] = 0.0
+        if not self._panes_ready:
             self.run_worker(self._mount_other_panes(), group="mount")
 
     def _stamp(self, name: str) -> None:
