@@ -116,7 +116,8 @@ def test_cuda_request_without_cuda_is_a_clean_error(tmp_path, capsys):
 @pytest.mark.parametrize("args, code, message", [
     (["--preset", "cifar10-resnet50"], 1, "--preset 'cifar10-resnet50': unknown; choose one of demo"),
     (["--model", "resnet20"], 1, "--model 'resnet20': unknown"),
-    (["--dataset", "imagenet"], 1, "--dataset 'imagenet': unknown"),
+    (["--dataset", "imagenet2"], 1, "--dataset 'imagenet2': unknown"),
+    (["--dataset", "imagenet", "--data-root", "{tmp}"], 1, "no ImageNet at"),
     (["--levels", "0"], 1, "--levels 0"),
     (["--prune-fraction", "1.5"], 1, "--prune-fraction 1.5"),
     (["--dataset", "cifar10", "--data-root", "{tmp}/nothing"], 1, "no CIFAR-10 at"),

@@ -47,13 +47,16 @@ def test_step_and_constant_schedules():
 
 def test_every_table1_row_has_a_preset():
     assert set(PRESETS) == {"demo", "cifar10-resnet18", "cifar100-resnet50", "tinyimagenet-resnet50",
-                            "cifar10-vgg16"}
+                            "imagenet-resnet50", "cifar10-vgg16"}
     c = resolve_config("cifar100-resnet50")
     assert (c.model, c.dataset, c.epochs, c.lr, c.schedule, c.batch_size) == \
         ("resnet50", "cifar100", 150, 0.1, "step-warmup", 256)
     assert (c.rewind_epoch, c.lr_warmup_epochs, c.weight_decay, c.momentum) == (10, 10, 1e-3, 0.9)
     assert resolve_config("tinyimagenet-resnet50").rewind_epoch == 50
     assert resolve_config("cifar10-resnet18").weight_decay == 1e-4
+    c = resolve_config("imagenet-resnet50")
+    assert (c.model, c.dataset, c.epochs, c.rewind_epoch, c.weight_decay, c.batch_size) == \
+        ("resnet50", "imagenet", 90, 10, 1e-4, 256)
 
 
 def test_explicit_options_override_a_preset_even_when_equal_to_the_default():

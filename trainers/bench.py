@@ -146,6 +146,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
 def _bench_data(cfg: BenchConfig) -> Dataset:
     # Synthetic data only needs as many images as the steps consume (up to one CIFAR epoch).
     n_train = min(EPOCH_IMAGES, cfg.batch_size * (cfg.warmup + cfg.steps))
+    if cfg.dataset == "imagenet":
+        raise UsageError("--dataset imagenet: bench compares loops over a data set held in "
+                         "memory; ImageNet is streamed from disk (use synthetic, cifar10, ...)")
     data = load_dataset(cfg.dataset, root=cfg.data_root, synthetic_size=(n_train, 1), seed=cfg.seed)
     if data.train_y.shape[0] < cfg.batch_size:
         raise SignscopeError(f"--dataset {cfg.dataset} has {data.train_y.shape[0]} training images, "

@@ -12,6 +12,8 @@ Readers, all without torchvision's dataset classes:
   unpickler that builds only dicts, lists, strings, bytes and numpy arrays.
 - ``tiny-imagenet``: the ``tiny-imagenet-200`` folder layout, JPEGs decoded with PIL.
 - ``synthetic``: seeded Gaussian images with uniform labels, for benchmarks.
+- ``imagenet``: the one exception. It does not fit on a device, so :mod:`trainers.imagenet`
+  streams it from disk through DataLoader workers; :func:`batches` hands over to it.
 
 Images are scaled to [0, 1] and normalised per channel with train-set statistics; ``mean`` and
 ``std`` keep those statistics (in [0, 1] units) so the crop padding can be black pixels, as in
@@ -29,6 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,7 +40,10 @@ from torch import Tensor
 from signscope.errors import SignscopeError
 from trainers.augment import crop_flip, draw_crop_flip
 
-DATASETS = ("digits", "cifar10", "cifar100", "tiny-imagenet", "synthetic")
+if TYPE_CHECKING:
+    from trainers.imagenet import StreamedDataset
+
+DATASETS = ("digits", "cifar10", "cifar100", "tiny-imagenet", "imagenet", "synthetic")
 DEFAULT_ROOT = Path("data")
 DIGITS_SPLIT_SEED = 0  # fixed on purpose: the split must not move with the run seed
 DIGITS_TEST_FRACTION = 0.2
@@ -62,6 +68,15 @@ class Dataset:
     @property
     def in_channels(self) -> int:
         return int(self.train_x.shape[1])
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_y.shape[0])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One image's (C, H, W)."""
+        return tuple(int(d) for d in self.train_x.shape[1:])
 
     @property
     def image_size(self) -> int:
@@ -130,6 +145,10 @@ def batches(
         raise SignscopeError(f"batch size must be at least 1 (got {batch_size})")
     if not 0 <= rank < world_size:
         raise SignscopeError(f"rank {rank} is outside world size {world_size}")
+    if not isinstance(ds, Dataset):  # streamed from disk (trainers.imagenet)
+        yield from ds.batches(batch_size, generator, train=train, rank=rank, world_size=world_size,
+                              drop_last=drop_last)
+        return
     if not train:
         yield from _eval_batches(ds, batch_size)
         return
@@ -173,7 +192,7 @@ def load_dataset(
     synthetic_classes: int = 10,
     synthetic_size: tuple[int, int] = (2048, 512),
     seed: int = 0,
-) -> Dataset:
+) -> Dataset | StreamedDataset:
     """Load a data set by name onto the CPU (move it with :meth:`Dataset.to`).
 
     ``root`` (default ``./data``) holds the on-disk data sets; ``download`` fetches CIFAR
@@ -193,6 +212,13 @@ def load_dataset(
                 "http://cs231n.stanford.edu/tiny-imagenet-200.zip under the data root"
             )
         return _load_tiny_imagenet(root)
+    if name == "imagenet":
+        if download:
+            raise SignscopeError("imagenet cannot be downloaded by signscope: it needs an account "
+                                 "at image-net.org; prepare DATA_ROOT/imagenet/{train,val}/<wnid>/")
+        from trainers.imagenet import load_imagenet
+
+        return load_imagenet(root)
     if name == "synthetic":
         return _load_synthetic(synthetic_shape, synthetic_classes, synthetic_size, seed)
     raise SignscopeError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")

@@ -152,7 +152,7 @@ def synflow(ctx: PruneContext) -> Masks:
     most weights at once; here every level removes only ``--prune-fraction`` and the
     prune-train levels themselves are the iteration, as in the authors' code.
     """
-    shape = tuple(ctx.dataset.train_x.shape[1:])
+    shape = ctx.dataset.input_shape
     scores = synflow_scores(ctx.model, shape, list(ctx.weights))
     return keep_top_global(scores, ctx.masks, ctx.n_keep)
 

@@ -279,7 +279,7 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
         prunable = prunable_parameters(model)
         total = sum(p.numel() for p in prunable.values())
         bn_names = batchnorm_state_names(model)
-        steps, drop_last = steps_per_epoch(int(data.train_y.shape[0]),
+        steps, drop_last = steps_per_epoch(data.n_train,
                                            distributed.per_rank_batch(cfg.batch_size, world_size), world_size)
 
         if done:

@@ -1,9 +1,10 @@
-"""CIFAR ResNets (He et al. 2016) as used in the paper's Table 1 (SPEC section 1).
+"""ResNets (He et al. 2016) as used in the paper's Table 1 (SPEC section 1).
 
 torchvision's ResNet code and state-dict names (``conv1``, ``bn1``, ``layer1.0.conv1``,
 ``layer2.0.downsample.0``, ``fc``), with the CIFAR stem: one 3x3 stride-1 convolution and no
 max-pool, so 32x32 inputs reach the last stage at 4x4. Bottleneck blocks stride in the 3x3
-convolution (torchvision's "v1.5").
+convolution (torchvision's "v1.5"). ImageNet-sized inputs (above 64x64) get torchvision's
+ImageNet stem instead: a 7x7 stride-2 convolution and a 3x3 stride-2 max-pool.
 """
 
 from __future__ import annotations
@@ -69,9 +70,14 @@ class ResNet(nn.Module):
         depths: tuple[int, int, int, int],
         num_classes: int,
         in_channels: int = 3,
+        imagenet_stem: bool = False,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(in_channels, 64)
+        # ImageNet-sized inputs get torchvision's stem (7x7 stride-2 convolution, 3x3 stride-2
+        # max-pool: 224 -> 56); CIFAR and Tiny ImageNet keep the 3x3 stride-1 stem.
+        self.imagenet_stem = imagenet_stem
+        self.conv1 = (nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False) if imagenet_stem
+                      else _conv3x3(in_channels, 64))
         self.bn1 = nn.BatchNorm2d(64)
         cin = 64
         for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
@@ -85,15 +91,21 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
+        if self.imagenet_stem:
+            x = F.max_pool2d(x, 3, stride=2, padding=1)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(x.mean(dim=(2, 3)))
 
 
+# Inputs larger than Tiny ImageNet's 64x64 are ImageNet-sized: they get the ImageNet stem.
+IMAGENET_STEM_ABOVE = 64
+
+
 def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:
-    del image_size  # global pooling: any input size works
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels)
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels,
+                  imagenet_stem=image_size > IMAGENET_STEM_ABOVE)
 
 
 def resnet50(num_classes: int, in_channels: int, image_size: int) -> ResNet:
-    del image_size
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels)
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels,
+                  imagenet_stem=image_size > IMAGENET_STEM_ABOVE)
