@@ -15,7 +15,10 @@ signscope. Steps, each timed, each recorded even when a later one fails:
    one dense level and one pruned level of 2 epochs each; the per-epoch seconds come from
    the run's own log, masking and evaluation included. This checks the CUDA training path end
    to end: the run must have the files SPEC section 2 names and the density 0.8 at level 1.
-4. ``bench_compile``: step 2 with ``--compile``, last because compiling takes longest.
+4. ``imagenet``: the streamed ImageNet path (trainers/imagenet.py: DataLoader workers, pinned
+   memory, uint8 to the device) on a small ImageFolder tree of JPEGs written here, one level of
+   ResNet18 with the ImageNet stem at 224x224: images/s of a whole epoch, evaluation included.
+5. ``bench_compile``: step 2 with ``--compile``, last because compiling takes longest.
 
 The summary printed at the end is what goes into docs/benchmarks.md.
 """
@@ -80,6 +83,40 @@ def _epochs(device: str, smoke: bool, out: Path) -> dict:
             "epoch_seconds": [(e["level"], e["epoch"], e["seconds"]) for e in epochs]}
 
 
+def _imagenet(device: str, smoke: bool, out: Path) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from signscope.runformat import read_manifest
+    from trainers.config import resolve_config
+    from trainers.train import train
+
+    classes, per_class = (2, 3) if smoke else (10, 200)
+    root = out / "imagenet-tree"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", max(1, per_class // 4))):
+        for c in range(classes):
+            folder = root / "imagenet" / split / f"n{c:08d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                size = (int(rng.integers(200, 500)), int(rng.integers(200, 500)))
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.JPEG", quality=85)
+    cfg = resolve_config("imagenet-resnet50", {
+        "data_root": str(root), "model": "convnet" if smoke else "resnet18", "device": device,
+        "levels": 1, "epochs": 1, "lr_warmup_epochs": 0, "rewind_epoch": 0,
+        "batch_size": 4 if smoke else 256})
+    run = out / "run-imagenet-stream"
+    started = time.perf_counter()
+    train(cfg, run, force=True)
+    wall = time.perf_counter() - started
+    level = read_manifest(run)["levels"][0]
+    images = classes * per_class
+    return {"images": images, "wall_s": round(wall, 2), "epoch_s": level.get("seconds"),
+            "images_per_s": round(images / level["seconds"], 1) if level.get("seconds") else None,
+            "test_acc": level.get("test_acc")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -91,7 +128,8 @@ def main() -> int:
     report: dict = {}
     steps = [("env", lambda: _env(args.device)),
              ("bench", lambda: _bench(args.device, args.smoke, compile=False)),
-             ("epochs", lambda: _epochs(args.device, args.smoke, args.out))]
+             ("epochs", lambda: _epochs(args.device, args.smoke, args.out)),
+             ("imagenet", lambda: _imagenet(args.device, args.smoke, args.out))]
     if not args.skip_compile:
         steps.append(("bench_compile", lambda: _bench(args.device, args.smoke, compile=True)))
     for name, step in steps:

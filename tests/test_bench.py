@@ -154,6 +154,7 @@ def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
     assert {"init.safetensors", "rewind.safetensors", "level_001.safetensors", "run.json"} <= set(
         report["epochs"]["files"])
     assert len(report["epochs"]["epoch_seconds"]) == 4
+    assert report["imagenet"]["images"] == 6 and report["imagenet"]["images_per_s"] > 0
 
 
 def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
