@@ -201,6 +201,61 @@ async def test_coming_back_while_a_result_is_computing(demo, monkeypatch):
         assert sorted(calls) == [0, 3]
 
 
+def _slow_flips(monkeypatch, level):
+    """Make the Flips computation of ``level`` report progress for ~4 s before it starts;
+    returns the list that records whether it ran to the end or was stopped."""
+    from signscope.tui.flips import FlipsPane
+    from signscope.tui.pane import Abandoned
+
+    original = FlipsPane.compute
+    outcome = []
+
+    def slow(self, sel, progress):
+        if sel.effective_level == level:
+            try:
+                for i in range(200):
+                    progress(i, 200)
+                    time.sleep(0.02)
+            except Abandoned:
+                outcome.append("stopped")
+                raise
+            outcome.append("finished")
+        return original(self, sel, progress)
+
+    monkeypatch.setattr(FlipsPane, "compute", slow)
+    return outcome
+
+
+@pilot_test
+async def test_leaving_a_computation_stops_it(demo, monkeypatch):
+    outcome = _slow_flips(monkeypatch, 3)
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")  # Flips of runs/imp at its last level: the slow one
+        await pilot.pause(0.2)
+        await pilot.press("down")  # level 0 instead
+        pane = app.query_one("#flips-pane")
+        await until(pilot, lambda: pane._shown == ("flips", "runs/imp", 0, "init"))
+        await until(pilot, lambda: outcome, timeout=3)
+        assert outcome == ["stopped"]
+
+
+@pilot_test
+async def test_quitting_does_not_wait_for_a_computation(demo, monkeypatch):
+    outcome = _slow_flips(monkeypatch, 3)
+    app = SignscopeApp(["runs"])
+    started = None
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        started = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - started < 2.5  # the computation alone would take 4 s
+    assert outcome == ["stopped"]
+
+
 @pilot_test
 async def test_mark_two_runs_and_compare(demo):
     app = SignscopeApp(["runs"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from signscope.cli.app import app
@@ -97,17 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# Commands that only read runs and print (or atomically write) their result. They end with
-# os._exit once their output is flushed: tearing down polars, numpy and rich at interpreter
-# exit costs 0.15-0.2 s, a tenth of `signscope flips` on a ResNet50-sized run. Commands that
-# train, start processes or draw figures keep the normal exit, whose atexit hooks they need.
-FAST_EXIT_COMMANDS = frozenset({"show", "flips", "masks", "signs", "bn", "acc"})
+# Commands that only read runs and print (or atomically write) their result, and the TUI once
+# Textual has restored the terminal. They end with os._exit once their output is flushed and
+# no other thread is left: tearing down polars, numpy, rich and Textual at interpreter exit
+# costs 0.15-0.5 s (a tenth of `signscope flips` on a ResNet50-sized run; most of the wait
+# after `q` in the TUI). Commands that train, start processes or draw figures keep the normal
+# exit, whose atexit hooks they need.
+FAST_EXIT_COMMANDS = frozenset({"show", "flips", "masks", "signs", "bn", "acc", "tui"})
 
 
 def entry() -> None:
     """The ``signscope`` console script and ``python -m signscope``."""
     code = main()
-    if _command_name([a for a in sys.argv[1:] if a != "--debug"]) in FAST_EXIT_COMMANDS:
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if not others and _command_name([a for a in sys.argv[1:] if a != "--debug"]) in FAST_EXIT_COMMANDS:
         try:
             sys.stdout.flush()
             sys.stderr.flush()

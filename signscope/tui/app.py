@@ -108,6 +108,7 @@ class SignscopeApp(App[None]):
         self._discovering = False
         # True from a (re)discovery until its result is on screen (tests wait on it).
         self.looking = False
+        self.quitting = False
         self._started = time.perf_counter()
         # Seconds from construction to "first screen" (tree and the first run's config on
         # screen) and to "overview filled" (its levels and chart computed); see timing.py.
@@ -285,6 +286,11 @@ class SignscopeApp(App[None]):
         self._stamp("first screen")
         if not self._panes_ready:
             self.run_worker(self._mount_other_panes(), group="mount")
+
+    def exit(self, *args, **kwargs) -> None:
+        # Tells cancelled workers to stop now rather than finish what is on screen (pane.py).
+        self.quitting = True
+        super().exit(*args, **kwargs)
 
     def _stamp(self, name: str) -> None:
         self.timings.setdefault(name, time.perf_counter() - self._started)

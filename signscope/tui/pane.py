@@ -3,8 +3,10 @@
 A pane turns the :class:`Selection` into a hashable key. The first time a key is seen, the
 tables are computed in a thread worker (the metrics are numpy and release the GIL for most
 of their time) while the pane shows Textual's loading indicator; the result is kept in the
-shared :class:`Store`, so coming back is instant. A result that arrives after the user has
-moved on is stored but not shown.
+shared :class:`Store`, so coming back is instant. When the user moves on, the worker is
+cancelled; its computation stops at the next chunk it reports (:class:`Abandoned`) unless the
+user has come back to it meanwhile, so a stale scan of a multi-GB run neither competes with
+the new one nor holds up quitting.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
-from textual.worker import Worker, WorkerState
+from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
 
 from signscope.discover import FoundRun
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
 from signscope.tui.state import Selection
 from signscope.tui.store import RunOpenError, Store
+
+
+class Abandoned(Exception):
+    """Raised inside a cancelled worker's computation to stop it early."""
 
 
 class ResultPane(Vertical):
@@ -120,10 +126,18 @@ class ResultPane(Vertical):
             self.set_class(False, "-progress")
 
     def _reporter(self, key: Hashable) -> Callable[[int, int], None]:
-        """A thread-safe ``progress`` callback posting at most ten updates a second."""
+        """A thread-safe ``progress`` callback posting at most ten updates a second; it stops
+        the computation of a cancelled worker whose result nobody wants any more."""
         last = [0.0]
+        app = self.app
 
         def report(done: int, total: int) -> None:
+            try:
+                cancelled = get_current_worker().is_cancelled
+            except NoActiveWorker:  # called outside a worker (tests call compute directly)
+                cancelled = False
+            if cancelled and (self._wanted != key or getattr(app, "quitting", False)):
+                raise Abandoned(f"{key!r}: no longer wanted")
             now = time.monotonic()
             if now - last[0] >= 0.1 or done >= total:
                 last[0] = now
