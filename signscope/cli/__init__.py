@@ -40,17 +40,14 @@ def _command_name(args: Sequence[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-# Command name -> module, where they differ.
-_MODULE_OF = {"import": "importcmd"}
+# Command name -> the module that defines it (`import` is a keyword, hence importcmd).
+_MODULE_OF = {("import" if m == "importcmd" else m): m for m in COMMAND_MODULES}
 
 
 def load_commands(args: Sequence[str] = ()) -> None:
     """Register the command that ``args`` names, or every command when it names none."""
-    name = _command_name(args)
-    module = _MODULE_OF.get(name, name)
-    named = module in COMMAND_MODULES and (name in _MODULE_OF or module not in _MODULE_OF.values())
-    wanted = [module] if named else COMMAND_MODULES
-    for mod in wanted:
+    module = _MODULE_OF.get(_command_name(args))
+    for mod in [module] if module else COMMAND_MODULES:
         importlib.import_module(f"signscope.cli.{mod}")
     # Keep --help in COMMAND_MODULES order whatever was imported first in this process.
     order = {f"signscope.cli.{m}": i for i, m in enumerate(COMMAND_MODULES)}
