@@ -54,9 +54,11 @@ class StreamedDataset:
     :class:`trainers.data.Dataset` (sizes, classes, device, batches)."""
 
     name: str
-    train_files: list[str]
+    # Paths as numpy string arrays, not lists: forked workers that touch a list's 1.28M
+    # string objects update their reference counts and so copy their pages, ~100 MB each.
+    train_files: np.ndarray
     train_labels: np.ndarray
-    test_files: list[str]
+    test_files: np.ndarray
     test_labels: np.ndarray
     num_classes: int
     image_size: int = IMAGE_SIZE
@@ -94,9 +96,7 @@ class StreamedDataset:
                                            device=generator.device).item())
             usable = n - n % world_size
             order = perm[rank:usable:world_size].numpy()
-            files = [self.train_files[i] for i in order]
-            labels = self.train_labels[order]
-            reader = _Reader(files, labels, self.image_size, self.resize, train=True,
+            reader = _Reader(self.train_files[order], self.train_labels[order], self.image_size, self.resize, train=True,
                              seed=epoch_seed, indices=order)
         else:
             # The trainer's large evaluation batches suit data already on the device; here
@@ -126,7 +126,7 @@ class StreamedDataset:
 class _Reader(torch.utils.data.Dataset):
     """Decodes and crops one image per item, in a DataLoader worker: (uint8 CHW, label)."""
 
-    def __init__(self, files: list[str], labels: np.ndarray, size: int, resize: int, *, train: bool,
+    def __init__(self, files: np.ndarray, labels: np.ndarray, size: int, resize: int, *, train: bool,
                  seed: int, indices: np.ndarray) -> None:
         self.files, self.labels, self.size, self.resize = files, labels, size, resize
         self.train, self.seed, self.indices = train, seed, indices
@@ -137,7 +137,7 @@ class _Reader(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         from PIL import Image
 
-        path = self.files[i]
+        path = str(self.files[i])
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")
@@ -219,7 +219,7 @@ def load_imagenet(root: Path) -> StreamedDataset:
                            num_classes=len(classes))
 
 
-def _list(folder: Path, classes: list[str]) -> tuple[list[str], np.ndarray]:
+def _list(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     files, labels = [], []
     for label, name in enumerate(classes):
         found = sorted(e.path for e in os.scandir(folder / name)
@@ -228,4 +228,4 @@ def _list(folder: Path, classes: list[str]) -> tuple[list[str], np.ndarray]:
             raise SignscopeError(f"{folder / name}: no images for class {name}")
         files += found
         labels += [label] * len(found)
-    return files, np.asarray(labels, dtype=np.int64)
+    return np.asarray(files, dtype=str), np.asarray(labels, dtype=np.int64)
