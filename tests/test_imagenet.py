@@ -158,7 +158,7 @@ def test_signscope_train_on_imagenet(tree, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["train", "--dataset", "imagenet", "--data-root", str(tree), "--model", "convnet",
                "--levels", "2", "--epochs", "1", "--lr-warmup-epochs", "0", "--rewind-epoch", "0",
-               "--batch-size", "6", "--device", "cpu", "--quiet", "--out", str(out)])
+               "--batch-size", "6", "--data-workers", "2", "--device", "cpu", "--quiet", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["dataset"] == "imagenet"

@@ -75,6 +75,9 @@ class TrainConfig:
     threads: int = _field(0, "CPU threads for PyTorch (0: its default, one per core). Results on CPU are "
                           "bit-identical only for the same thread count.")
     eval_every: int = _field(1, "Evaluate test accuracy every N epochs (always after the last epoch of a level).")
+    data_workers: int = _field(8, "Worker processes decoding a data set streamed from disk (imagenet), "
+                               "at most one per core; 0 decodes in the training process. The batches "
+                               "are the same for any number.")
     synthetic_shape: tuple[int, int, int] = _field((3, 32, 32), "Image shape C,H,W of the synthetic data set.")
     synthetic_classes: int = _field(10, "Number of classes of the synthetic data set.")
     synthetic_size: tuple[int, int] = _field((2048, 512), "Train,test sizes of the synthetic data set.")
@@ -139,6 +142,8 @@ class TrainConfig:
             raise SignscopeError(f"--lr {self.lr}: must be positive")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise SignscopeError("--weight-decay must be >= 0 and --momentum in [0, 1)")
+        if self.data_workers < 0:
+            raise SignscopeError(f"--data-workers {self.data_workers}: must be 0 or positive")
         if self.threads < 0:
             raise SignscopeError(f"--threads {self.threads}: must be 0 (PyTorch's default) or positive")
         if self.eval_every < 1:
@@ -256,7 +261,7 @@ def resolve_config(preset: str | None = None, overrides: Mapping[str, Any] | Non
 # Settings that may change when a run is resumed: they do not change what the finished levels
 # contain. More levels extend a run; another device or thread count continues it (bit-identity
 # is promised only for the same ones); evaluation frequency only affects metrics.jsonl.
-RESUMABLE_CHANGES = frozenset({"levels", "device", "threads", "eval_every"})
+RESUMABLE_CHANGES = frozenset({"levels", "device", "threads", "eval_every", "data_workers"})
 
 
 def config_from_json(stored: Mapping[str, Any]) -> TrainConfig:

@@ -192,6 +192,7 @@ def load_dataset(
     synthetic_classes: int = 10,
     synthetic_size: tuple[int, int] = (2048, 512),
     seed: int = 0,
+    workers: int = 8,
 ) -> Dataset | StreamedDataset:
     """Load a data set by name onto the CPU (move it with :meth:`Dataset.to`).
 
@@ -218,7 +219,7 @@ def load_dataset(
                                  "at image-net.org; prepare DATA_ROOT/imagenet/{train,val}/<wnid>/")
         from trainers.imagenet import load_imagenet
 
-        return load_imagenet(root)
+        return load_imagenet(root, workers)
     if name == "synthetic":
         return _load_synthetic(synthetic_shape, synthetic_classes, synthetic_size, seed)
     raise SignscopeError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")

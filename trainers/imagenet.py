@@ -63,7 +63,7 @@ class StreamedDataset:
     num_classes: int
     image_size: int = IMAGE_SIZE
     resize: int = RESIZE
-    workers: int = dataclasses.field(default_factory=lambda: min(8, os.cpu_count() or 1))
+    workers: int = 0
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     channels_last: bool = False
     mean: tuple[float, ...] = MEAN
@@ -195,8 +195,9 @@ def center_crop(im, size: int, resize: int):
     return im.crop((left, top, left + size, top + size))
 
 
-def load_imagenet(root: Path) -> StreamedDataset:
-    """List ``root/imagenet/{train,val}/<class>/*``; nothing is decoded here."""
+def load_imagenet(root: Path, workers: int = 8) -> StreamedDataset:
+    """List ``root/imagenet/{train,val}/<class>/*``; nothing is decoded here. ``workers``
+    DataLoader processes decode the batches, capped at the number of cores."""
     base = root / FOLDER
     train_dir, val_dir = base / "train", base / "val"
     for d in (train_dir, val_dir):
@@ -216,7 +217,7 @@ def load_imagenet(root: Path) -> StreamedDataset:
     train_files, train_labels = _list(train_dir, classes)
     test_files, test_labels = _list(val_dir, classes)
     return StreamedDataset("imagenet", train_files, train_labels, test_files, test_labels,
-                           num_classes=len(classes))
+                           num_classes=len(classes), workers=min(workers, os.cpu_count() or 1))
 
 
 def _list(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -266,7 +266,8 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
         cuda = device.type == "cuda"
         data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download,
                             synthetic_shape=cfg.synthetic_shape, synthetic_classes=cfg.synthetic_classes,
-                            synthetic_size=cfg.synthetic_size, seed=cfg.seed).to(device, channels_last=cuda)
+                            synthetic_size=cfg.synthetic_size, seed=cfg.seed,
+                            workers=cfg.data_workers).to(device, channels_last=cuda)
         model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
                             generator=torch.Generator().manual_seed(cfg.seed))
         model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)

@@ -55,7 +55,7 @@ _CONFIG_OPTIONS = ("method", "bn_rewind", "model", "dataset", "data_root", "down
                    "prune_fraction", "prune", "criterion", "mask_from", "signs_from", "perturb_signs",
                    "perturb_at_level", "epochs", "lr", "lr_warmup_epochs", "rewind_epoch",
                    "schedule", "batch_size", "weight_decay", "momentum", "seed", "device", "threads", "eval_every",
-                   "synthetic_shape", "synthetic_classes", "synthetic_size", "init_from")
+                   "data_workers", "synthetic_shape", "synthetic_classes", "synthetic_size", "init_from")
 
 
 @app.command()
@@ -89,6 +89,7 @@ def train(
     device: Annotated[str, _opt("device")] = DEFAULTS.device,
     threads: Annotated[int, _opt("threads")] = DEFAULTS.threads,
     eval_every: Annotated[int, _opt("eval_every")] = DEFAULTS.eval_every,
+    data_workers: Annotated[int, _opt("data_workers")] = DEFAULTS.data_workers,
     synthetic_shape: Annotated[str, _opt("synthetic_shape")] = "x".join(map(str, DEFAULTS.synthetic_shape)),
     synthetic_classes: Annotated[int, _opt("synthetic_classes")] = DEFAULTS.synthetic_classes,
     synthetic_size: Annotated[str, _opt("synthetic_size")] = ",".join(map(str, DEFAULTS.synthetic_size)),
