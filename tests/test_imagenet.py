@@ -140,6 +140,13 @@ def test_errors_name_the_problem(tmp_path, tree):
     (bad / "imagenet" / "val" / CLASSES[2]).rename(bad / "imagenet" / "val" / "n99999999")
     with pytest.raises(SignscopeError, match="class folders differ"):
         load_dataset("imagenet", root=bad)
+    flat = write_tree(tmp_path / "flat")
+    for folder in (flat / "imagenet" / "val").iterdir():  # the validation set as downloaded
+        for f in folder.iterdir():
+            f.rename(flat / "imagenet" / "val" / f.name)
+        folder.rmdir()
+    with pytest.raises(SignscopeError, match="valprep"):
+        load_dataset("imagenet", root=flat)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -210,6 +210,9 @@ def load_imagenet(root: Path, workers: int = 8) -> StreamedDataset:
     if not classes:
         raise SignscopeError(f"{train_dir}: no class folders")
     val_classes = sorted(e.name for e in os.scandir(val_dir) if e.is_dir())
+    if not val_classes:
+        raise SignscopeError(f"{val_dir}: no class folders; sort the validation images into "
+                             f"val/<wnid>/ first (the PyTorch ImageNet example's valprep.sh does it)")
     if val_classes != classes:
         extra = sorted(set(val_classes) ^ set(classes))[:3]
         raise SignscopeError(f"{val_dir}: its class folders differ from {train_dir}'s "
