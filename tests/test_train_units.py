@@ -31,6 +31,17 @@ def test_warmup_is_linear_and_restarts_every_level():
     assert level_lrs("cosine-warmup", 4, 5, 2, 0.1) == lrs
 
 
+def test_imagenet_step_schedule_follows_a3_iii():
+    """Paper A.3 (iii): 0.01 during the warmup, then from 0.1 divided by 10 every 30 epochs."""
+    spe = 4  # steps per epoch
+    lrs = [lr_at("imagenet-step", e * spe, spe, 90, 10, 0.1) for e in range(90)]
+    assert lrs[:10] == [0.01] * 10
+    assert lrs[10] == lrs[39] == pytest.approx(0.1)
+    assert lrs[40] == lrs[69] == pytest.approx(0.01)
+    assert lrs[70] == lrs[89] == pytest.approx(0.001)
+    assert resolve_config("imagenet-resnet50", {"schedule": "imagenet-step"}).schedule == "imagenet-step"
+
+
 def test_step_and_constant_schedules():
     peak = 0.1
     assert lr_at("step-warmup", 10 * 3, 3, 150, 10, peak) == pytest.approx(peak)

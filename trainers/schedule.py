@@ -12,6 +12,10 @@ import math
 # step-warmup in A.3 (ii): x0.1 at epochs 60 and 120 of the 140 epochs that follow the warmup.
 STEP_MILESTONES = (60 / 140, 120 / 140)
 STEP_GAMMA = 0.1
+# imagenet-step in A.3 (iii): 0.01 throughout the warmup, then the peak divided by 10 every
+# 30 epochs.
+IMAGENET_WARMUP_LR = 0.01
+IMAGENET_STEP_EPOCHS = 30
 
 
 def step_milestones(epochs: int, warmup_epochs: int) -> tuple[int, ...]:
@@ -31,9 +35,15 @@ def lr_at(schedule: str, step: int, steps_per_epoch: int, epochs: int, warmup_ep
     Warmup rises linearly from peak/warmup_steps at the first step to the peak at the last
     warmup step (never 0, which would waste a step). Then ``cosine-warmup`` decays along
     half a cosine towards 0, ``step-warmup`` divides by 10 at :func:`step_milestones` and
-    ``constant`` keeps the peak.
+    ``constant`` keeps the peak. ``imagenet-step`` is the paper's ImageNet schedule (A.3 iii):
+    a constant 0.01 during the warmup instead of a ramp, then the peak divided by 10 every
+    30 epochs.
     """
     warm = warmup_epochs * steps_per_epoch
+    if schedule == "imagenet-step":
+        if step < warm:
+            return IMAGENET_WARMUP_LR
+        return peak * STEP_GAMMA ** ((step - warm) // (IMAGENET_STEP_EPOCHS * steps_per_epoch))
     if step < warm:
         return peak * (step + 1) / warm
     if schedule == "constant":
