@@ -113,3 +113,14 @@ def test_axis_ticks_are_round_and_compact():
     assert count_ticks(113) == [0, 50, 100, 150]
     assert count_ticks(0) == [0.0]
     assert [compact(v) for v in (0, 950, 200000, 1.5e6)] == ["0", "950", "200k", "1.5M"]
+
+
+def test_a_tab_without_its_hooks_is_refused_when_defined():
+    import pytest
+
+    from signscope.tui.pane import ResultPane
+
+    with pytest.raises(TypeError, match="must define compose_content, compute, show"):
+        class Incomplete(ResultPane):  # noqa: F841
+            def key(self, sel):
+                return None

@@ -34,7 +34,7 @@ class Abandoned(Exception):
 
 
 class ResultPane(Vertical):
-    """Base class of the tab bodies. Subclasses define ``key``, ``compute`` and ``show``."""
+    """Base class of the tab bodies. Subclasses define the hooks in REQUIRED_HOOKS."""
 
     class RunBroken(Message):
         """A run could not be opened; the app flags it in the tree."""
@@ -79,12 +79,20 @@ class ResultPane(Vertical):
         yield Static("", classes="progress")
 
     # -- for subclasses -------------------------------------------------------------------
-    def compose_content(self) -> ComposeResult:
-        raise NotImplementedError
+    # Every tab defines the four hooks of REQUIRED_HOOKS (checked when the class is created):
+    #   compose_content() -> ComposeResult       the widgets between the message and progress lines
+    #   key(sel) -> Hashable | None               the cache key of what ``sel`` shows here; None
+    #                                             when there is nothing to compute
+    #   compute(sel, progress) -> result          in a worker thread: call the inspection API;
+    #                                             ``progress(done, total)`` is its callback
+    #   show(result, sel)                         on the UI thread: put ``result`` on screen
+    REQUIRED_HOOKS = ("compose_content", "key", "compute", "show")
 
-    def key(self, sel: Selection) -> Hashable | None:
-        """The cache key of what ``sel`` shows here; None when there is nothing to compute."""
-        raise NotImplementedError
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [h for h in ResultPane.REQUIRED_HOOKS if not callable(getattr(cls, h, None))]
+        if missing:
+            raise TypeError(f"{cls.__name__} must define {', '.join(missing)} (see ResultPane)")
 
     def idle_message(self, sel: Selection) -> str:
         """What to say when ``key`` is None."""
@@ -93,17 +101,6 @@ class ResultPane(Vertical):
         if sel.run.error:
             return f"[b red]✗ {_escape(sel.run.label)}[/]\n\n{_escape(sel.run.error)}"
         return "This run has no levels yet."
-
-    def compute(self, sel: Selection, progress: Callable[[int, int], None]) -> Any:
-        """Runs in a worker thread: call the inspection API, return what ``show`` needs.
-
-        ``progress(done, total)`` is the inspection API's callback for long scans.
-        """
-        raise NotImplementedError
-
-    def show(self, result: Any, sel: Selection) -> None:
-        """Runs on the UI thread: put ``result`` on screen."""
-        raise NotImplementedError
 
     def follow(self, sel: Selection) -> None:
         """Cheap updates when the selection changed but the key did not (e.g. move a cursor)."""
