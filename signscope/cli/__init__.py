@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _command_name(args: Sequence[str]) -> str | None:
+    """The first argument that is not an option (--debug included): the command."""
     return next((a for a in args if not a.startswith("-")), None)
 
 
@@ -108,7 +109,7 @@ def entry() -> None:
     """The ``signscope`` console script and ``python -m signscope``."""
     code = main()
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if not others and _command_name([a for a in sys.argv[1:] if a != "--debug"]) in FAST_EXIT_COMMANDS:
+    if not others and _command_name(sys.argv[1:]) in FAST_EXIT_COMMANDS:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
