@@ -469,15 +469,20 @@ TINY_FOLDER = "tiny-imagenet-200"
 TINY_SIZE = 64
 
 
-def _read_jpeg(path: Path) -> np.ndarray:
+def open_rgb(path: str | Path):
+    """The image at ``path`` decoded as 3-channel RGB (Tiny ImageNet and ImageNet hold a few
+    greyscale and CMYK JPEGs); a file PIL cannot decode is one error naming it."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            # A few Tiny ImageNet images are greyscale; convert so every image is 3-channel.
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return im.convert("RGB")
     except Exception as exc:
         raise SignscopeError(f"{path}: not a readable image ({exc})") from None
+
+
+def _read_jpeg(path: Path) -> np.ndarray:
+    a = np.asarray(open_rgb(path), dtype=np.uint8)
     if a.shape != (TINY_SIZE, TINY_SIZE, 3):
         raise SignscopeError(f"{path}: image is {a.shape[1]}x{a.shape[0]}, expected 64x64")
     return a

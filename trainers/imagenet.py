@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from signscope.errors import SignscopeError
+from trainers.data import open_rgb
 
 FOLDER = "imagenet"
 IMAGE_SIZE = 224
@@ -137,20 +138,15 @@ class _Reader(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         from PIL import Image
 
-        path = str(self.files[i])
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if self.train:
-                    rng = np.random.default_rng([self.seed, int(self.indices[i])])
-                    im = random_resized_crop(im, self.size, rng)
-                    if rng.random() < 0.5:
-                        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                else:
-                    im = center_crop(im, self.size, self.resize)
-                a = np.asarray(im, dtype=np.uint8)
-        except OSError as exc:
-            raise SignscopeError(f"{path}: not a readable image ({exc})") from None
+        im = open_rgb(str(self.files[i]))
+        if self.train:
+            rng = np.random.default_rng([self.seed, int(self.indices[i])])
+            im = random_resized_crop(im, self.size, rng)
+            if rng.random() < 0.5:
+                im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        else:
+            im = center_crop(im, self.size, self.resize)
+        a = np.asarray(im, dtype=np.uint8)
         return torch.from_numpy(a.transpose(2, 0, 1).copy()), int(self.labels[i])
 
 
