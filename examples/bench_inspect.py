@@ -44,9 +44,15 @@ def resnet50_state(num_classes: int = 100) -> list[tuple[str, str, tuple[int, ..
     out: list[tuple[str, str, tuple[int, ...]]] = []
 
     def bn(prefix: str, c: int) -> None:
-        out.extend([(f"{prefix}.weight", "F32", (c,)), (f"{prefix}.bias", "F32", (c,)),
-                    (f"{prefix}.running_mean", "F32", (c,)), (f"{prefix}.running_var", "F32", (c,)),
-                    (f"{prefix}.num_batches_tracked", "I64", ())])
+        out.extend(
+            [
+                (f"{prefix}.weight", "F32", (c,)),
+                (f"{prefix}.bias", "F32", (c,)),
+                (f"{prefix}.running_mean", "F32", (c,)),
+                (f"{prefix}.running_var", "F32", (c,)),
+                (f"{prefix}.num_batches_tracked", "I64", ()),
+            ]
+        )
 
     out.append(("conv1.weight", "F32", (64, 3, 3, 3)))
     bn("bn1", 64)
@@ -73,7 +79,9 @@ def scaled(state, scale: float):
     """Shrink every prunable tensor's first dim by ``scale`` (for quick runs)."""
     if scale >= 1:
         return state
-    return [(n, d, ((max(1, int(s[0] * scale)),) + s[1:]) if len(s) >= 2 else s) for n, d, s in state]
+    return [
+        (n, d, ((max(1, int(s[0] * scale)),) + s[1:]) if len(s) >= 2 else s) for n, d, s in state
+    ]
 
 
 def prunable(state) -> list[tuple[str, tuple[int, ...]]]:
@@ -109,13 +117,22 @@ def synthesize(folder: Path, n_levels: int, scale: float, seed: int) -> None:
     """Write the run; all files are filled chunk by chunk, in parallel, through pwrite."""
     state = scaled(resnet50_state(), scale)
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"init": (False, {"format": "signscope/1", "kind": "init"}),
-             "rewind": (False, {"format": "signscope/1", "kind": "rewind"})}
+    files = {
+        "init": (False, {"format": "signscope/1", "kind": "init"}),
+        "rewind": (False, {"format": "signscope/1", "kind": "rewind"}),
+    }
     n_prunable = sum(int(np.prod(s)) for _, s in prunable(state))
     for lvl in range(n_levels):
-        files[f"level_{lvl:03d}"] = (True, {"format": "signscope/1", "level": str(lvl),
-                                             "density": repr(0.8 ** lvl), "method": "lrr",
-                                             "test_acc": repr(0.78 - 0.002 * lvl)})
+        files[f"level_{lvl:03d}"] = (
+            True,
+            {
+                "format": "signscope/1",
+                "level": str(lvl),
+                "density": repr(0.8**lvl),
+                "method": "lrr",
+                "test_acc": repr(0.78 - 0.002 * lvl),
+            },
+        )
     fds, bases, offsets = {}, {}, {}
     for key, (masked, meta) in files.items():
         header, offs = _layout(state, masked)
@@ -144,24 +161,48 @@ def synthesize(folder: Path, n_levels: int, scale: float, seed: int) -> None:
             rng = np.random.default_rng([seed, t, c])
             w = rng.standard_normal(n, dtype=np.float32) * std
             keep = rng.random(n, dtype=np.float32)  # alive at level L while keep < 0.8^L
-            for key, arr in (("init", w), ("rewind", w + rng.standard_normal(n, dtype=np.float32) * (0.05 * std))):
-                os.pwrite(fds[key], arr.astype("<f4").tobytes(), bases[key] + offsets[key][name] + 4 * start)
+            for key, arr in (
+                ("init", w),
+                ("rewind", w + rng.standard_normal(n, dtype=np.float32) * (0.05 * std)),
+            ):
+                os.pwrite(
+                    fds[key],
+                    arr.astype("<f4").tobytes(),
+                    bases[key] + offsets[key][name] + 4 * start,
+                )
             for lvl, key in enumerate(levels):
-                w = w + rng.standard_normal(n, dtype=np.float32) * (std * 0.8 * 0.75 ** lvl)
-                alive = keep < 0.8 ** lvl
-                os.pwrite(fds[key], np.where(alive, w, np.float32(0)).astype("<f4").tobytes(),
-                          bases[key] + offsets[key][name] + 4 * start)
-                os.pwrite(fds[key], alive.astype(np.uint8).tobytes(),
-                          bases[key] + offsets[key][f"mask/{name}"] + start)
+                w = w + rng.standard_normal(n, dtype=np.float32) * (std * 0.8 * 0.75**lvl)
+                alive = keep < 0.8**lvl
+                os.pwrite(
+                    fds[key],
+                    np.where(alive, w, np.float32(0)).astype("<f4").tobytes(),
+                    bases[key] + offsets[key][name] + 4 * start,
+                )
+                os.pwrite(
+                    fds[key],
+                    alive.astype(np.uint8).tobytes(),
+                    bases[key] + offsets[key][f"mask/{name}"] + start,
+                )
     for key, fd in fds.items():
         os.fsync(fd)
         os.close(fd)
         os.replace(folder / f".{key}.safetensors.tmp", folder / f"{key}.safetensors")
-    config = {"method": "lrr", "seed": seed, "model": "resnet50", "dataset": "cifar100",
-              "levels": n_levels, "bench_scale": scale}
-    manifest = {"format": "signscope/1", "format_version": 1, "config": config,
-                "levels": [{"level": lvl, "density": 0.8 ** lvl} for lvl in range(n_levels)],
-                "complete": True, "prunable": n_prunable}
+    config = {
+        "method": "lrr",
+        "seed": seed,
+        "model": "resnet50",
+        "dataset": "cifar100",
+        "levels": n_levels,
+        "bench_scale": scale,
+    }
+    manifest = {
+        "format": "signscope/1",
+        "format_version": 1,
+        "config": config,
+        "levels": [{"level": lvl, "density": 0.8**lvl} for lvl in range(n_levels)],
+        "complete": True,
+        "prunable": n_prunable,
+    }
     (folder / "run.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -174,13 +215,15 @@ def baseline(folder: Path) -> list[dict]:
 
     def load(path: Path, masks: bool):
         with safe_open(str(path), framework="np") as f:
-            names = [k[len("mask/"):] for k in f.keys() if k.startswith("mask/")]
+            names = [k[len("mask/") :] for k in f.keys() if k.startswith("mask/")]
             weights = {n: f.get_tensor(n) for n in names or prunable_names}
-            return weights, ({n: f.get_tensor(f"mask/{n}").astype(bool) for n in names} if masks else None)
+            return weights, (
+                {n: f.get_tensor(f"mask/{n}").astype(bool) for n in names} if masks else None
+            )
 
     levels = sorted(folder.glob("level_*.safetensors"))
     with safe_open(str(levels[0]), framework="np") as f:
-        prunable_names = [k[len("mask/"):] for k in f.keys() if k.startswith("mask/")]
+        prunable_names = [k[len("mask/") :] for k in f.keys() if k.startswith("mask/")]
     init, _ = load(folder / "init.safetensors", False)
     init_sign = {n: np.sign(w) for n, w in init.items()}
     total = sum(w.size for w in init.values())
@@ -190,10 +233,23 @@ def baseline(folder: Path) -> list[dict]:
         sign = {n: np.sign(w) for n, w in weights.items()}
         alive = sum(int(m.sum()) for m in masks.values())
         flips_init = sum(int((((sign[n] * init_sign[n]) < 0) & masks[n]).sum()) for n in sign)
-        flips_prev = None if prev_sign is None else sum(
-            int((((sign[n] * prev_sign[n]) < 0) & masks[n] & prev_mask[n]).sum()) for n in sign)
-        rows.append({"run": str(folder), "level": lvl, "density": alive / total, "alive": alive,
-                     "flips_prev": flips_prev, "flips_init": flips_init})
+        flips_prev = (
+            None
+            if prev_sign is None
+            else sum(
+                int((((sign[n] * prev_sign[n]) < 0) & masks[n] & prev_mask[n]).sum()) for n in sign
+            )
+        )
+        rows.append(
+            {
+                "run": str(folder),
+                "level": lvl,
+                "density": alive / total,
+                "alive": alive,
+                "flips_prev": flips_prev,
+                "flips_init": flips_init,
+            }
+        )
         prev_sign, prev_mask = sign, masks
     return rows
 
@@ -228,7 +284,9 @@ def warm(folder: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", type=Path, default=REPO / "bench-data", help="where the run is written")
+    ap.add_argument(
+        "--dir", type=Path, default=REPO / "bench-data", help="where the run is written"
+    )
     ap.add_argument("--levels", type=int, default=20)
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the layers (quick runs)")
     ap.add_argument("--seed", type=int, default=0)
@@ -248,19 +306,27 @@ def main() -> None:
         print(f"synthesized {run_dir} in {time.perf_counter() - t0:.1f} s")
     size = sum(p.stat().st_size for p in run_dir.glob("*.safetensors"))
     n_prunable = json.loads(stamp.read_text())["prunable"]
-    print(f"run: {run_dir}  {args.levels} levels, {n_prunable / 1e6:.2f}M prunable weights, "
-          f"{size / 1e9:.2f} GB")
+    print(
+        f"run: {run_dir}  {args.levels} levels, {n_prunable / 1e6:.2f}M prunable weights, "
+        f"{size / 1e9:.2f} GB"
+    )
     print(f"page cache warmed in {warm(run_dir):.1f} s; cores: {os.cpu_count()}")
 
     start_cmd = [sys.executable, "-m", "signscope", "--version"]
     ours_cmd = [sys.executable, "-m", "signscope", "flips", str(run_dir), "--format", "json"]
     base_cmd = [sys.executable, str(Path(__file__).resolve()), "--baseline-only", str(run_dir)]
     results: dict[str, list[tuple[float, float, float]]] = {
-        "signscope flips": [], "baseline": [], "CLI start only": []}
+        "signscope flips": [],
+        "baseline": [],
+        "CLI start only": [],
+    }
     outputs = {}
     for _ in range(args.repeat):
-        for label, cmd in (("signscope flips", ours_cmd), ("baseline", base_cmd),
-                           ("CLI start only", start_cmd)):
+        for label, cmd in (
+            ("signscope flips", ours_cmd),
+            ("baseline", base_cmd),
+            ("CLI start only", start_cmd),
+        ):
             if label == "baseline" and args.skip_baseline:
                 continue
             wall, cpu, rss, out = _spawn_and_wait(cmd)
@@ -270,20 +336,26 @@ def main() -> None:
         ours = json.loads(outputs["signscope flips"])["levels"]
         base = json.loads(outputs["baseline"])
         for a, b in zip(ours, base, strict=True):
-            if {k: a[k] for k in ("level", "alive", "flips_prev", "flips_init")} != \
-                    {k: b[k] for k in ("level", "alive", "flips_prev", "flips_init")}:
+            if {k: a[k] for k in ("level", "alive", "flips_prev", "flips_init")} != {
+                k: b[k] for k in ("level", "alive", "flips_prev", "flips_init")
+            }:
                 raise SystemExit(f"MISMATCH at level {a['level']}: signscope {a} baseline {b}")
         print("levels tables agree")
     for label, rows in results.items():
         if rows:
             walls = [w for w, _, _ in rows]
-            print(f"{label:16s} wall best {min(walls):6.2f} s  median {statistics.median(walls):6.2f} s"
-                  f"  CPU best {min(c for _, c, _ in rows):6.2f} s"
-                  f"  peak RSS {max(r for _, _, r in rows):6.0f} MB  ({len(rows)} runs)")
+            print(
+                f"{label:16s} wall best {min(walls):6.2f} s"
+                f"  median {statistics.median(walls):6.2f} s"
+                f"  CPU best {min(c for _, c, _ in rows):6.2f} s"
+                f"  peak RSS {max(r for _, _, r in rows):6.0f} MB  ({len(rows)} runs)"
+            )
     if results["baseline"]:
         ours, base = results["signscope flips"], results["baseline"]
-        print(f"speedup, wall best vs best: {min(r[0] for r in base) / min(r[0] for r in ours):.1f}x;"
-              f" CPU: {min(r[1] for r in base) / min(r[1] for r in ours):.1f}x")
+        print(
+            f"speedup, wall best vs best: {min(r[0] for r in base) / min(r[0] for r in ours):.1f}x;"
+            f" CPU: {min(r[1] for r in base) / min(r[1] for r in ours):.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,20 @@ def main(argv=None) -> None:
     for setup in p.setups("cifar10", "cifar100"):
         runs = []
         for seed in p.seeds:
-            runs += [p.train(setup, "imp-rand", seed, "--method", "imp", "--prune", "random"),
-                     p.train(setup, "lrr-rand", seed, "--method", "lrr", "--prune", "random"),
-                     p.train(setup, "lrr-rand+bn-rewind", seed, "--method", "lrr", "--bn-rewind",
-                             "--prune", "random")]
+            runs += [
+                p.train(setup, "imp-rand", seed, "--method", "imp", "--prune", "random"),
+                p.train(setup, "lrr-rand", seed, "--method", "lrr", "--prune", "random"),
+                p.train(
+                    setup,
+                    "lrr-rand+bn-rewind",
+                    seed,
+                    "--method",
+                    "lrr",
+                    "--bn-rewind",
+                    "--prune",
+                    "random",
+                ),
+            ]
         p.accuracy(f"fig02/{setup}-random-masks", runs)
     for setup in p.setups("tiny-imagenet"):
         runs = [run for seed in p.seeds for run in p.on_imp_mask(setup, seed)]

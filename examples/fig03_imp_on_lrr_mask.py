@@ -19,9 +19,24 @@ def main(argv=None) -> None:
         for seed in p.seeds:
             imp, lrr = p.baselines(setup, seed)
             lrr_bnr = p.train(setup, "lrr+bn-rewind", seed, "--method", "lrr", "--bn-rewind")
-            plain += [imp, lrr, p.train(setup, "imp+lrr-mask", seed, "--method", "imp", "--mask-from", str(lrr))]
-            bn_rewind += [imp, lrr_bnr, p.train(setup, "imp+lrr+bn-rewind-mask", seed, "--method", "imp",
-                                                "--mask-from", str(lrr_bnr))]
+            plain += [
+                imp,
+                lrr,
+                p.train(setup, "imp+lrr-mask", seed, "--method", "imp", "--mask-from", str(lrr)),
+            ]
+            bn_rewind += [
+                imp,
+                lrr_bnr,
+                p.train(
+                    setup,
+                    "imp+lrr+bn-rewind-mask",
+                    seed,
+                    "--method",
+                    "imp",
+                    "--mask-from",
+                    str(lrr_bnr),
+                ),
+            ]
         p.accuracy(f"fig03/{setup}-lrr-mask", plain)
         p.accuracy(f"fig03/{setup}-lrr-bn-rewind-mask", bn_rewind)
 

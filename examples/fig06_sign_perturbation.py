@@ -16,9 +16,11 @@ def main(argv=None) -> None:
     for setup in p.setups("cifar10", "cifar100"):
         runs = []
         for seed in p.seeds:
-            runs += [*p.baselines(setup, seed),
-                     p.train(setup, "imp+perturb0.3-L1", seed, "--method", "imp", *perturb),
-                     p.train(setup, "lrr+perturb0.3-L1", seed, "--method", "lrr", *perturb)]
+            runs += [
+                *p.baselines(setup, seed),
+                p.train(setup, "imp+perturb0.3-L1", seed, "--method", "imp", *perturb),
+                p.train(setup, "lrr+perturb0.3-L1", seed, "--method", "lrr", *perturb),
+            ]
         p.accuracy(f"fig06/{setup}", runs)
 
 

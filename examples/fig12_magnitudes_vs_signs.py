@@ -2,7 +2,7 @@
 mask and signs learnt by LRR ("IMP init + LRR mask + LRR sign") and with IMP's own learnt
 signs ("IMP init + IMP mask + IMP sign"), against IMP and LRR (paper A.4).
 
-    python examples/fig12_magnitudes_vs_signs.py --data-root data   # GPU, the paper's setup, 3 seeds
+    python examples/fig12_magnitudes_vs_signs.py --data-root data   # GPU, paper setup, 3 seeds
     python examples/fig12_magnitudes_vs_signs.py --smoke             # CPU, toy scale, in seconds
     python examples/fig12_magnitudes_vs_signs.py --dry-run           # print the commands
 """
@@ -16,7 +16,12 @@ def main(argv=None) -> None:
         runs = []
         for seed in p.seeds:
             imp, lrr = p.baselines(setup, seed)
-            runs += [imp, lrr, p.with_signs_of(setup, seed, lrr, "lrr"), p.with_signs_of(setup, seed, imp, "imp")]
+            runs += [
+                imp,
+                lrr,
+                p.with_signs_of(setup, seed, lrr, "lrr"),
+                p.with_signs_of(setup, seed, imp, "imp"),
+            ]
         p.accuracy(f"fig12/{setup}", runs)
 
 

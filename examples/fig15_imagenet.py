@@ -18,10 +18,30 @@ import sys
 import paper_runs
 from paper_runs import Pipeline, parse_args
 
-paper_runs.SETUPS["imagenet"] = ["--model", "resnet50", "--dataset", "imagenet", "--levels", "20",
-                                 "--epochs", "90", "--lr", "0.1", "--lr-warmup-epochs", "10",
-                                 "--schedule", "step-warmup", "--rewind-epoch", "10", "--batch-size", "256",
-                                 "--weight-decay", "1e-4", "--momentum", "0.9"]
+paper_runs.SETUPS["imagenet"] = [
+    "--model",
+    "resnet50",
+    "--dataset",
+    "imagenet",
+    "--levels",
+    "20",
+    "--epochs",
+    "90",
+    "--lr",
+    "0.1",
+    "--lr-warmup-epochs",
+    "10",
+    "--schedule",
+    "step-warmup",
+    "--rewind-epoch",
+    "10",
+    "--batch-size",
+    "256",
+    "--weight-decay",
+    "1e-4",
+    "--momentum",
+    "0.9",
+]
 
 
 def main(argv=None) -> None:

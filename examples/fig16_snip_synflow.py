@@ -18,10 +18,18 @@ def main(argv=None) -> None:
             runs = []
             for seed in p.seeds:
                 imp, lrr = p.baselines(setup, seed)
-                crit_lrr = p.train(setup, f"lrr-{criterion}", seed, "--method", "lrr", "--criterion", criterion)
-                runs += [imp, lrr, crit_lrr,
-                         p.train(setup, f"imp-{criterion}", seed, "--method", "imp", "--criterion", criterion),
-                         p.with_signs_of(setup, seed, crit_lrr, f"lrr-{criterion}")]
+                crit_lrr = p.train(
+                    setup, f"lrr-{criterion}", seed, "--method", "lrr", "--criterion", criterion
+                )
+                runs += [
+                    imp,
+                    lrr,
+                    crit_lrr,
+                    p.train(
+                        setup, f"imp-{criterion}", seed, "--method", "imp", "--criterion", criterion
+                    ),
+                    p.with_signs_of(setup, seed, crit_lrr, f"lrr-{criterion}"),
+                ]
             p.accuracy(f"fig16/{setup}-{criterion}", runs)
 
 

@@ -40,22 +40,35 @@ sys.path.insert(0, str(REPO))
 def _env(device: str) -> dict:
     import torch
 
-    out = {"python": platform.python_version(), "torch": torch.__version__,
-           "cuda": torch.version.cuda, "device": device}
+    out = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": device,
+    }
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        out.update(card=props.name, memory_gib=round(props.total_memory / 2**30, 1),
-                   multiprocessors=props.multi_processor_count)
+        out.update(
+            card=props.name,
+            memory_gib=round(props.total_memory / 2**30, 1),
+            multiprocessors=props.multi_processor_count,
+        )
     return out
 
 
 def _bench(device: str, smoke: bool, compile: bool) -> dict:
     from trainers.bench import BenchConfig, run_bench
 
-    cfg = BenchConfig(model="convnet" if smoke else "resnet18", batch_size=8 if smoke else 256,
-                      device=device,
-                      compile=compile, steps=2 if smoke else 50, warmup=1 if smoke else 10,
-                      workers=0 if smoke else 8, profile=not compile).validate()
+    cfg = BenchConfig(
+        model="convnet" if smoke else "resnet18",
+        batch_size=8 if smoke else 256,
+        device=device,
+        compile=compile,
+        steps=2 if smoke else 50,
+        warmup=1 if smoke else 10,
+        workers=0 if smoke else 8,
+        profile=not compile,
+    ).validate()
     return run_bench(cfg)
 
 
@@ -65,11 +78,21 @@ def _epochs(device: str, smoke: bool, out: Path) -> dict:
     from trainers.train import train
 
     images = (64, 32) if smoke else (50_000, 10_000)
-    cfg = resolve_config("cifar10-resnet18", {
-        "dataset": "synthetic", "synthetic_shape": (3, 32, 32), "synthetic_size": images,
-        "model": "convnet" if smoke else "resnet18", "device": device, "levels": 2,
-        "epochs": 2, "lr_warmup_epochs": 0, "rewind_epoch": 1, "batch_size": 16 if smoke else 256,
-    })
+    cfg = resolve_config(
+        "cifar10-resnet18",
+        {
+            "dataset": "synthetic",
+            "synthetic_shape": (3, 32, 32),
+            "synthetic_size": images,
+            "model": "convnet" if smoke else "resnet18",
+            "device": device,
+            "levels": 2,
+            "epochs": 2,
+            "lr_warmup_epochs": 0,
+            "rewind_epoch": 1,
+            "batch_size": 16 if smoke else 256,
+        },
+    )
     run = out / "run-resnet18-synthetic"
     started = time.perf_counter()
     train(cfg, run, force=True)
@@ -78,9 +101,13 @@ def _epochs(device: str, smoke: bool, out: Path) -> dict:
     files = sorted(p.name for p in run.iterdir())
     levels = manifest.get("levels", [])
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-    return {"wall_s": round(wall, 2), "files": files, "levels": levels,
-            "density_level1": levels[1].get("density") if len(levels) > 1 else None,
-            "epoch_seconds": [(e["level"], e["epoch"], e["seconds"]) for e in epochs]}
+    return {
+        "wall_s": round(wall, 2),
+        "files": files,
+        "levels": levels,
+        "density_level1": levels[1].get("density") if len(levels) > 1 else None,
+        "epoch_seconds": [(e["level"], e["epoch"], e["seconds"]) for e in epochs],
+    }
 
 
 def _imagenet(device: str, smoke: bool, out: Path) -> dict:
@@ -101,20 +128,34 @@ def _imagenet(device: str, smoke: bool, out: Path) -> dict:
             for i in range(n):
                 size = (int(rng.integers(200, 500)), int(rng.integers(200, 500)))
                 Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
-                    folder / f"{i}.JPEG", quality=85)
-    cfg = resolve_config("imagenet-resnet50", {
-        "data_root": str(root), "model": "convnet" if smoke else "resnet18", "device": device,
-        "levels": 1, "epochs": 1, "lr_warmup_epochs": 0, "rewind_epoch": 0,
-        "batch_size": 4 if smoke else 256})
+                    folder / f"{i}.JPEG", quality=85
+                )
+    cfg = resolve_config(
+        "imagenet-resnet50",
+        {
+            "data_root": str(root),
+            "model": "convnet" if smoke else "resnet18",
+            "device": device,
+            "levels": 1,
+            "epochs": 1,
+            "lr_warmup_epochs": 0,
+            "rewind_epoch": 0,
+            "batch_size": 4 if smoke else 256,
+        },
+    )
     run = out / "run-imagenet-stream"
     started = time.perf_counter()
     train(cfg, run, force=True)
     wall = time.perf_counter() - started
     level = read_manifest(run)["levels"][0]
     images = classes * per_class
-    return {"images": images, "wall_s": round(wall, 2), "epoch_s": level.get("seconds"),
-            "images_per_s": round(images / level["seconds"], 1) if level.get("seconds") else None,
-            "test_acc": level.get("test_acc")}
+    return {
+        "images": images,
+        "wall_s": round(wall, 2),
+        "epoch_s": level.get("seconds"),
+        "images_per_s": round(images / level["seconds"], 1) if level.get("seconds") else None,
+        "test_acc": level.get("test_acc"),
+    }
 
 
 def main() -> int:
@@ -126,10 +167,12 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict = {}
-    steps = [("env", lambda: _env(args.device)),
-             ("bench", lambda: _bench(args.device, args.smoke, compile=False)),
-             ("epochs", lambda: _epochs(args.device, args.smoke, args.out)),
-             ("imagenet", lambda: _imagenet(args.device, args.smoke, args.out))]
+    steps = [
+        ("env", lambda: _env(args.device)),
+        ("bench", lambda: _bench(args.device, args.smoke, compile=False)),
+        ("epochs", lambda: _epochs(args.device, args.smoke, args.out)),
+        ("imagenet", lambda: _imagenet(args.device, args.smoke, args.out)),
+    ]
     if not args.skip_compile:
         steps.append(("bench_compile", lambda: _bench(args.device, args.smoke, compile=True)))
     for name, step in steps:
@@ -141,8 +184,11 @@ def main() -> int:
         report[name + "_seconds"] = round(time.perf_counter() - started, 1)
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
         print(f"{name}: {report[name + '_seconds']} s", flush=True)
-    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_seconds")},
-                     indent=1, default=str)[:6000])
+    print(
+        json.dumps(
+            {k: v for k, v in report.items() if not k.endswith("_seconds")}, indent=1, default=str
+        )[:6000]
+    )
     return 1 if any(isinstance(v, dict) and "error" in v for v in report.values()) else 0
 
 

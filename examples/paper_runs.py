@@ -37,25 +37,59 @@ SETUPS: dict[str, list[str]] = {
 SEEDS = (0, 1, 2)
 
 SMOKE_LEVELS = 2
-SMOKE_TRAIN = ["--preset", "demo", "--model", "mlp", "--levels", str(SMOKE_LEVELS), "--epochs", "1",
-               "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--batch-size", "128", "--device", "cpu",
-               "--quiet"]
+SMOKE_TRAIN = [
+    "--preset",
+    "demo",
+    "--model",
+    "mlp",
+    "--levels",
+    str(SMOKE_LEVELS),
+    "--epochs",
+    "1",
+    "--lr-warmup-epochs",
+    "0",
+    "--rewind-epoch",
+    "0",
+    "--batch-size",
+    "128",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 # Later options win, so these shrink whatever a figure asks of `signscope neuron`.
 SMOKE_NEURON = ["--runs", "1", "--samples", "100", "--steps", "30"]
 
 
 def parse_args(doc: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true",
-                        help="toy scale on a CPU (digits, MLP, 2 levels of 1 epoch, 1 seed), in this process")
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="toy scale on a CPU (digits, MLP, 2 levels of 1 epoch, 1 seed), in this process",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--work", type=Path, default=Path("runs/paper"),
-                        help="folder of the runs, shared by all figure scripts (default: runs/paper)")
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="folder of the figures and tables (default: WORK/figures)")
-    parser.add_argument("--data-root", default="data",
-                        help="folder holding cifar10/cifar100/tiny-imagenet (default: data)")
-    parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0,1,2; smoke: 0)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("runs/paper"),
+        help="folder of the runs, shared by all figure scripts (default: runs/paper)",
+    )
+    parser.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        help="folder of the figures and tables (default: WORK/figures)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default="data",
+        help="folder holding cifar10/cifar100/tiny-imagenet (default: data)",
+    )
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated seeds (default: 0,1,2; smoke: 0)"
+    )
     return parser.parse_args(argv)
 
 
@@ -100,30 +134,54 @@ class Pipeline:
 
     def baselines(self, setup: str, seed: int) -> tuple[Path, Path]:
         """The plain IMP and LRR runs of a seed, which most figures compare against."""
-        return (self.train(setup, "imp", seed, "--method", "imp"),
-                self.train(setup, "lrr", seed, "--method", "lrr"))
+        return (
+            self.train(setup, "imp", seed, "--method", "imp"),
+            self.train(setup, "lrr", seed, "--method", "lrr"),
+        )
 
     def on_imp_mask(self, setup: str, seed: int) -> list[Path]:
         """IMP, LRR, and LRR with and without BatchNorm rewinding on the IMP mask (Fig 2d, 4)."""
         imp, lrr = self.baselines(setup, seed)
-        return [imp, lrr,
-                self.train(setup, "lrr+imp-mask", seed, "--method", "lrr", "--mask-from", str(imp)),
-                self.train(setup, "lrr+bn-rewind+imp-mask", seed, "--method", "lrr", "--bn-rewind",
-                           "--mask-from", str(imp))]
+        return [
+            imp,
+            lrr,
+            self.train(setup, "lrr+imp-mask", seed, "--method", "lrr", "--mask-from", str(imp)),
+            self.train(
+                setup,
+                "lrr+bn-rewind+imp-mask",
+                seed,
+                "--method",
+                "lrr",
+                "--bn-rewind",
+                "--mask-from",
+                str(imp),
+            ),
+        ]
 
     def with_signs_of(self, setup: str, seed: int, source: Path, source_name: str) -> Path:
-        """The run "IMP init + SOURCE mask + SOURCE sign": IMP's rewind magnitudes, with the mask and
-        the signs that run ``source`` learnt at every level (Fig 7c,d, 12, 15, 16, 17)."""
-        return self.train(setup, f"imp+{source_name}-mask+{source_name}-sign", seed, "--method", "imp",
-                          "--signs-from", str(source))
+        """The run "IMP init + SOURCE mask + SOURCE sign": IMP's rewind magnitudes, with the
+        mask and the signs that run ``source`` learnt at every level (Fig 7c,d, 12, 15, 16, 17)."""
+        return self.train(
+            setup,
+            f"imp+{source_name}-mask+{source_name}-sign",
+            seed,
+            "--method",
+            "imp",
+            "--signs-from",
+            str(source),
+        )
 
     # ------------------------------------------------------------------ outputs
     def accuracy(self, panel: str, runs: Sequence[Path]) -> None:
         """Accuracy vs sparsity (mean and 95% CI over the seeds): a table and the figure."""
-        self.command(["acc", *map(str, runs), "--format", "csv", "--out", str(self.figures / panel)])
+        self.command(
+            ["acc", *map(str, runs), "--format", "csv", "--out", str(self.figures / panel)]
+        )
         self.export(panel, runs, "accuracy")
 
-    def export(self, panel: str, runs: Sequence[Path], *figures: str, pair: Sequence[Path] = ()) -> None:
+    def export(
+        self, panel: str, runs: Sequence[Path], *figures: str, pair: Sequence[Path] = ()
+    ) -> None:
         argv = ["export", *map(str, runs), "--out", str(self.figures / panel)]
         for figure in figures:
             argv += ["--figure", figure]
@@ -133,7 +191,9 @@ class Pipeline:
 
     def flips(self, panel: str, runs: Sequence[Path]) -> None:
         """The sign-flip tables (levels, last_flip, flip_count) as CSV."""
-        self.command(["flips", *map(str, runs), "--format", "csv", "--out", str(self.figures / panel)])
+        self.command(
+            ["flips", *map(str, runs), "--format", "csv", "--out", str(self.figures / panel)]
+        )
 
     def neuron(self, panel: str, *options: str) -> None:
         argv = ["neuron", *options, "--format", "csv", "--out", str(self.figures / panel)]

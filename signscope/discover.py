@@ -84,14 +84,22 @@ def _describe(label: str, folder: Path) -> FoundRun:
         meta = read_header(path).metadata
         method = method or meta.get("method")
         row = summary.get(number, {})
-        levels.append(LevelInfo(
-            level=number,
-            file=path.name,
-            density=_float(row.get("density", meta.get("density"))),
-            test_acc=_float(row.get("test_acc", meta.get("test_acc"))),
-        ))
-    return FoundRun(label=label, path=folder, kind=layout.kind, method=method or None,
-                    config=dict(config), levels=tuple(levels))
+        levels.append(
+            LevelInfo(
+                level=number,
+                file=path.name,
+                density=_float(row.get("density", meta.get("density"))),
+                test_acc=_float(row.get("test_acc", meta.get("test_acc"))),
+            )
+        )
+    return FoundRun(
+        label=label,
+        path=folder,
+        kind=layout.kind,
+        method=method or None,
+        config=dict(config),
+        levels=tuple(levels),
+    )
 
 
 def _examine(label: str, folder: Path, files: Sequence[str]) -> FoundRun | None:
@@ -104,7 +112,9 @@ def _examine(label: str, folder: Path, files: Sequence[str]) -> FoundRun | None:
     except RunFormatError as exc:
         return FoundRun(label=label, path=folder, kind=kind, error=str(exc))
     except OSError as exc:
-        return FoundRun(label=label, path=folder, kind=kind, error=f"{folder}: {exc.strerror or exc}")
+        return FoundRun(
+            label=label, path=folder, kind=kind, error=f"{folder}: {exc.strerror or exc}"
+        )
 
 
 def _join(root: str, rel: str) -> str:

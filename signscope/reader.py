@@ -6,8 +6,9 @@ dtype, shape, data offsets; plus ``__metadata__``) and the raw little-endian ten
 :func:`read_header` parses and checks the header once; :class:`signscope.tensordata.Handles`
 then reads any element range of any tensor into a caller's buffer, so the metrics can stream a
 2 GB run through a few megabytes of memory. This module does not import numpy, so listing runs
-(the TUI's first screen, ``signscope show``) never pays for it. Everything a user can get wrong (a truncated file, a header that lies
-about sizes, an unknown dtype) becomes a :class:`RunFormatError` that names the file.
+(the TUI's first screen, ``signscope show``) never pays for it. Everything a user can get
+wrong (a truncated file, a header that lies about sizes, an unknown dtype) becomes a
+:class:`RunFormatError` that names the file.
 """
 
 from __future__ import annotations
@@ -24,10 +25,21 @@ from signscope.errors import RunFormatError
 
 # Bytes per element of every safetensors dtype code that signscope can size.
 ITEMSIZE = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8,
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
 }
 FLOATING = frozenset({"F16", "BF16", "F32", "F64", "F8_E5M2", "F8_E4M3"})
 MASK_DTYPES = frozenset({"U8", "BOOL", "I8"})
@@ -100,8 +112,11 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
                 raise corrupt(path, f"truncated: {size} bytes, too short for a safetensors header")
             (n,) = struct.unpack("<Q", head)
             if n > size - 8:
-                raise corrupt(path, f"truncated or not a safetensors file: the header claims {n} "
-                                     f"bytes but the file has {size}")
+                raise corrupt(
+                    path,
+                    f"truncated or not a safetensors file: the header claims {n} "
+                    f"bytes but the file has {size}",
+                )
             if n > _MAX_HEADER:
                 raise corrupt(path, f"not a safetensors file (header length {n})")
             raw = fh.read(n)
@@ -126,8 +141,12 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
     tensors = {}
     for name, entry in header.items():
         tensors[name] = _tensor_info(path, name, entry, data_start, size)
-    return Checkpoint(path=path, size=size, tensors=tensors,
-                      metadata={str(k): str(v) for k, v in metadata.items()})
+    return Checkpoint(
+        path=path,
+        size=size,
+        tensors=tensors,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+    )
 
 
 def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> TensorInfo:
@@ -137,19 +156,28 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> Te
         begin, end = entry["data_offsets"]
     except (TypeError, KeyError, ValueError):
         raise corrupt(path, f"corrupt header entry for tensor {name!r}") from None
-    if not (type(begin) is int and type(end) is int and 0 <= begin <= end
-            and all(type(d) is int and d >= 0 for d in shape)):
+    if not (
+        type(begin) is int
+        and type(end) is int
+        and 0 <= begin <= end
+        and all(type(d) is int and d >= 0 for d in shape)
+    ):
         raise corrupt(path, f"corrupt header entry for tensor {name!r}")
     if not isinstance(dtype, str) or dtype not in ITEMSIZE:
         raise corrupt(path, f"tensor {name!r} has dtype {dtype!r}, which signscope cannot read")
     info = TensorInfo(name, dtype, shape, data_start + begin, data_start + end)
     nbytes = math.prod(shape) * ITEMSIZE[dtype]
     if end - begin != nbytes:
-        raise corrupt(path, f"corrupt header: tensor {name!r} ({dtype}, shape {list(shape)}) "
-                             f"should take {nbytes} bytes, the header gives {end - begin}")
+        raise corrupt(
+            path,
+            f"corrupt header: tensor {name!r} ({dtype}, shape {list(shape)}) "
+            f"should take {nbytes} bytes, the header gives {end - begin}",
+        )
     if info.end > size:
-        raise corrupt(path, f"truncated: tensor {name!r} needs bytes up to {info.end} "
-                             f"but the file has only {size}")
+        raise corrupt(
+            path,
+            f"truncated: tensor {name!r} needs bytes up to {info.end} but the file has only {size}",
+        )
     return info
 
 
@@ -180,9 +208,13 @@ def locate_run(path: Path) -> RunLayout:
     if not path.exists():
         raise RunFormatError(f"{path}: no such file or folder")
     if not path.is_dir():
-        raise RunFormatError(f"{path}: not a run folder (give the folder that holds the checkpoints)")
+        raise RunFormatError(
+            f"{path}: not a run folder (give the folder that holds the checkpoints)"
+        )
     try:
-        names = [n for n in os.listdir(path) if n.endswith(".safetensors") and not n.startswith(".")]
+        names = [
+            n for n in os.listdir(path) if n.endswith(".safetensors") and not n.startswith(".")
+        ]
     except OSError as exc:
         raise RunFormatError(f"{path}: cannot list the folder ({exc.strerror})") from None
     manifest = read_manifest(path)
@@ -193,24 +225,35 @@ def locate_run(path: Path) -> RunLayout:
         found = [lvl for lvl, _ in numbered]
         if found != list(range(len(found))):
             missing = sorted(set(range(found[-1] + 1)) - set(found))
-            raise RunFormatError(f"{path}: level file(s) missing for level(s) "
-                                 f"{', '.join(map(str, missing))}")
+            raise RunFormatError(
+                f"{path}: level file(s) missing for level(s) {', '.join(map(str, missing))}"
+            )
         return RunLayout(
-            "signscope", manifest, tuple(path / n for _, n in numbered),
+            "signscope",
+            manifest,
+            tuple(path / n for _, n in numbered),
             path / INIT_FILE if INIT_FILE in names else None,
             path / REWIND_FILE if REWIND_FILE in names else None,
         )
     inits = sorted((n for n in names if n.startswith("init")), key=natural_key)
     if len(inits) > 1:
-        raise RunFormatError(f"{path}: several initial references ({', '.join(inits)}); keep one "
-                             "file whose name starts with 'init'")
-    levels = sorted((n for n in names if not n.startswith("init") and n != REWIND_FILE),
-                    key=natural_key)
+        raise RunFormatError(
+            f"{path}: several initial references ({', '.join(inits)}); keep one "
+            "file whose name starts with 'init'"
+        )
+    levels = sorted(
+        (n for n in names if not n.startswith("init") and n != REWIND_FILE), key=natural_key
+    )
     if not levels:
-        raise RunFormatError(f"{path}: no checkpoints (no *.safetensors files besides references)"
-                             if names else f"{path}: no checkpoints (*.safetensors) in this folder")
+        raise RunFormatError(
+            f"{path}: no checkpoints (no *.safetensors files besides references)"
+            if names
+            else f"{path}: no checkpoints (*.safetensors) in this folder"
+        )
     return RunLayout(
-        "plain", None, tuple(path / n for n in levels),
+        "plain",
+        None,
+        tuple(path / n for n in levels),
         path / inits[0] if inits else None,
         path / REWIND_FILE if REWIND_FILE in names else None,
     )
@@ -228,15 +271,18 @@ def check_same_tensors(first: Checkpoint, other: Checkpoint) -> None:
     if a.keys() != b.keys():
         missing, extra = a.keys() - b.keys(), b.keys() - a.keys()
         parts = ([f"lacks {_few(missing)}"] if missing else []) + (
-            [f"has extra {_few(extra)}"] if extra else [])
-        raise RunFormatError(f"{other.path}: tensor names differ from {first.path.name}: "
-                             + "; ".join(parts))
+            [f"has extra {_few(extra)}"] if extra else []
+        )
+        raise RunFormatError(
+            f"{other.path}: tensor names differ from {first.path.name}: " + "; ".join(parts)
+        )
     for name, info in a.items():
         o = b[name]
         if (o.shape, o.dtype) != (info.shape, info.dtype):
             raise RunFormatError(
                 f"{other.path}: tensor {name!r} is {o.dtype} {o.shape_text} "
-                f"but {info.dtype} {info.shape_text} in {first.path.name}")
+                f"but {info.dtype} {info.shape_text} in {first.path.name}"
+            )
 
 
 def prunable_tensors(ckpt: Checkpoint) -> dict[str, str | None]:
@@ -248,27 +294,35 @@ def prunable_tensors(ckpt: Checkpoint) -> dict[str, str | None]:
     """
     from signscope.runformat import MASK_PREFIX
 
-    masked = {n[len(MASK_PREFIX):]: n for n in ckpt.tensors if n.startswith(MASK_PREFIX)}
+    masked = {n[len(MASK_PREFIX) :]: n for n in ckpt.tensors if n.startswith(MASK_PREFIX)}
     if masked:
         for name, mname in masked.items():
             if name not in ckpt.tensors:
                 raise RunFormatError(f"{ckpt.path}: mask {mname!r} has no tensor {name!r}")
             info, minfo = ckpt.tensors[name], ckpt.tensors[mname]
             if minfo.dtype not in MASK_DTYPES:
-                raise RunFormatError(f"{ckpt.path}: mask {mname!r} has dtype {minfo.dtype}; "
-                                     "masks must be U8 or BOOL")
+                raise RunFormatError(
+                    f"{ckpt.path}: mask {mname!r} has dtype {minfo.dtype}; masks must be U8 or BOOL"
+                )
             if minfo.shape != info.shape:
-                raise RunFormatError(f"{ckpt.path}: mask {mname!r} is {minfo.shape_text} "
-                                     f"but {name!r} is {info.shape_text}")
+                raise RunFormatError(
+                    f"{ckpt.path}: mask {mname!r} is {minfo.shape_text} "
+                    f"but {name!r} is {info.shape_text}"
+                )
         chosen = {n: masked[n] for n in ckpt.tensors if n in masked}
     else:
-        chosen = {n: None for n, i in ckpt.tensors.items()
-                  if i.dtype in FLOATING and len(i.shape) >= 2 and n.endswith("weight")}
+        chosen = {
+            n: None
+            for n, i in ckpt.tensors.items()
+            if i.dtype in FLOATING and len(i.shape) >= 2 and n.endswith("weight")
+        }
     for name in chosen:
         dtype = ckpt.tensors[name].dtype
         if dtype not in WEIGHT_DTYPES:
-            raise RunFormatError(f"{ckpt.path}: prunable tensor {name!r} has dtype {dtype}; "
-                                 "signscope reads F16, BF16, F32 and F64 weights")
+            raise RunFormatError(
+                f"{ckpt.path}: prunable tensor {name!r} has dtype {dtype}; "
+                "signscope reads F16, BF16, F32 and F64 weights"
+            )
     return chosen
 
 
@@ -277,15 +331,20 @@ def check_reference(ref: Checkpoint, level0: Checkpoint, prunable) -> None:
     for name in prunable:
         info = ref.tensors.get(name)
         if info is None:
-            raise RunFormatError(f"{ref.path}: lacks prunable tensor {name!r} "
-                                 f"that {level0.path.name} has")
+            raise RunFormatError(
+                f"{ref.path}: lacks prunable tensor {name!r} that {level0.path.name} has"
+            )
         want = level0.tensors[name]
         if info.shape != want.shape:
-            raise RunFormatError(f"{ref.path}: tensor {name!r} is {info.shape_text} "
-                                 f"but {want.shape_text} in {level0.path.name}")
+            raise RunFormatError(
+                f"{ref.path}: tensor {name!r} is {info.shape_text} "
+                f"but {want.shape_text} in {level0.path.name}"
+            )
         if info.dtype not in WEIGHT_DTYPES:
-            raise RunFormatError(f"{ref.path}: tensor {name!r} has dtype {info.dtype}; "
-                                 "signscope reads F16, BF16, F32 and F64 weights")
+            raise RunFormatError(
+                f"{ref.path}: tensor {name!r} has dtype {info.dtype}; "
+                "signscope reads F16, BF16, F32 and F64 weights"
+            )
 
 
 def batchnorm_layers(ckpt: Checkpoint) -> list[str]:

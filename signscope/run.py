@@ -55,7 +55,8 @@ class Run:
         config = manifest.get("config")
         self.config: dict = dict(config) if isinstance(config, dict) else {}
         self._manifest_levels = {
-            row["level"]: row for row in manifest.get("levels") or []
+            row["level"]: row
+            for row in manifest.get("levels") or []
             if isinstance(row, dict) and isinstance(row.get("level"), int)
         }
         self._ckpts = [read_header(p) for p in layout.levels]
@@ -110,10 +111,19 @@ class Run:
             raise UsageError(f"--reference {which!r}: choose init or rewind")
         ref = self._refs.get(which)
         if ref is None:
-            wanted = ("init.safetensors" if self.kind == "signscope"
-                      else "a file whose name starts with 'init'") if which == "init" else "rewind.safetensors"
-            raise RunFormatError(f"{self.path}: no {which} reference ({wanted}); "
-                                 "flips need the signs of the reference")
+            wanted = (
+                (
+                    "init.safetensors"
+                    if self.kind == "signscope"
+                    else "a file whose name starts with 'init'"
+                )
+                if which == "init"
+                else "rewind.safetensors"
+            )
+            raise RunFormatError(
+                f"{self.path}: no {which} reference ({wanted}); "
+                "flips need the signs of the reference"
+            )
         return ref
 
     def _check_level(self, level: int | None) -> int:
@@ -158,8 +168,13 @@ class Run:
 
         return layers_table(self, self._check_level(level))
 
-    def flips(self, at_level: int | None = None, reference: str = "init", per_layer: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> dict[str, pl.DataFrame]:
+    def flips(
+        self,
+        at_level: int | None = None,
+        reference: str = "init",
+        per_layer: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, pl.DataFrame]:
         """Sign flips (SPEC section 3): the ``levels``, ``last_flip`` and ``flip_count`` tables."""
         from signscope.metrics.flips import flip_tables
 
@@ -175,8 +190,11 @@ class Run:
         """``config`` (key, value), ``levels`` (= summary) and ``layers`` at ``level``."""
         from signscope.metrics.layers import config_table
 
-        return {"config": config_table(self.config), "levels": self.summary(),
-                "layers": self.layers(level)}
+        return {
+            "config": config_table(self.config),
+            "levels": self.summary(),
+            "layers": self.layers(level),
+        }
 
 
 def open_run(path: str | os.PathLike | Run) -> Run:

@@ -93,18 +93,25 @@ def atomic_append_line(path: str | os.PathLike, line: str) -> None:
     atomic_write_bytes(path, old + line.rstrip("\n").encode("utf-8") + b"\n")
 
 
-def level_metadata(level: int, density: float, method: str, test_acc: float | None = None,
-                   **extra: Any) -> dict[str, str]:
+def level_metadata(
+    level: int, density: float, method: str, test_acc: float | None = None, **extra: Any
+) -> dict[str, str]:
     """Safetensors metadata of a level file (SPEC section 2: string -> string)."""
-    meta = {"format": FORMAT, "level": str(level), "density": repr(float(density)), "method": method}
+    meta = {
+        "format": FORMAT,
+        "level": str(level),
+        "density": repr(float(density)),
+        "method": method,
+    }
     if test_acc is not None:
         meta["test_acc"] = repr(float(test_acc))
     meta.update({k: str(v) for k, v in extra.items() if v is not None})
     return meta
 
 
-def write_manifest(run_dir: str | os.PathLike, config: dict, levels: list[dict],
-                   complete: bool, **extra: Any) -> None:
+def write_manifest(
+    run_dir: str | os.PathLike, config: dict, levels: list[dict], complete: bool, **extra: Any
+) -> None:
     """Rewrite ``run.json`` atomically: format version, full config, per-level summary."""
     from signscope import __version__
 
@@ -132,15 +139,20 @@ def read_manifest(run_dir: str | os.PathLike) -> dict | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFormatError(f"{path}: not a readable run manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RunFormatError(f"{path}: not a {FORMAT} manifest (format={manifest.get('format')!r})"
-                             if isinstance(manifest, dict) else f"{path}: not a JSON object")
+        raise RunFormatError(
+            f"{path}: not a {FORMAT} manifest (format={manifest.get('format')!r})"
+            if isinstance(manifest, dict)
+            else f"{path}: not a JSON object"
+        )
     return manifest
 
 
 _RUN_FILES = re.compile(r"^(run\.json|metrics\.jsonl|.*\.safetensors|\..*\.tmp)$")
 
 
-def prepare_output_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+def prepare_output_dir(
+    out: str | os.PathLike, *, resume: bool = False, force: bool = False
+) -> Path:
     """Create ``out`` for a new run, refusing to overwrite an existing one silently.
 
     A non-empty folder is refused unless ``resume`` (continue it) or ``force`` (delete the

@@ -34,8 +34,9 @@ class FloatBits:
 
 
 FLOAT_BITS = {
-    "F64": FloatBits(np.int64, np.int64(0x7FFF_FFFF_FFFF_FFFF), np.int64(0x7FF0_0000_0000_0000),
-                     np.float64),
+    "F64": FloatBits(
+        np.int64, np.int64(0x7FFF_FFFF_FFFF_FFFF), np.int64(0x7FF0_0000_0000_0000), np.float64
+    ),
     "F32": FloatBits(np.int32, np.int32(0x7FFF_FFFF), np.int32(0x7F80_0000), np.float32),
     # numpy's float16 arithmetic goes through float32 conversions: the bits are faster.
     "F16": FloatBits(np.int16, np.int16(0x7FFF), np.int16(0x7C00), None),
@@ -80,8 +81,9 @@ class Handles:
                     self._fds[path] = fd
         return fd
 
-    def read(self, ckpt: Checkpoint, info: TensorInfo, start: int, count: int,
-             out: np.ndarray) -> np.ndarray:
+    def read(
+        self, ckpt: Checkpoint, info: TensorInfo, start: int, count: int, out: np.ndarray
+    ) -> np.ndarray:
         """Elements ``[start, start+count)`` of tensor ``info`` as raw bytes in ``out``
         (a uint8 buffer of at least ``count * itemsize`` bytes); returns the filled prefix."""
         nbytes = count * info.itemsize
@@ -93,15 +95,18 @@ class Handles:
         shift = (offset - out.ctypes.data) % _LINE
         if shift + nbytes > out.nbytes:
             shift = 0
-        out = out[shift:shift + nbytes]
+        out = out[shift : shift + nbytes]
         view = memoryview(out)
         done = 0
         fd = self._fd(ckpt.path)
         while done < nbytes:
             got = _pread_into(fd, view[done:], offset + done)
             if got <= 0:
-                raise corrupt(ckpt.path, f"truncated while reading tensor {info.name!r} "
-                                          "(the file shrank after it was opened?)")
+                raise corrupt(
+                    ckpt.path,
+                    f"truncated while reading tensor {info.name!r} "
+                    "(the file shrank after it was opened?)",
+                )
             done += got
         return out
 
@@ -116,6 +121,7 @@ def read_buffer(nbytes: int) -> np.ndarray:
 
 
 if hasattr(os, "preadv"):
+
     def _pread_into(fd: int, view: memoryview, offset: int) -> int:
         return os.preadv(fd, [view], offset)
 else:  # Windows: no positional reads into buffers

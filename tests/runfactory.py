@@ -63,7 +63,11 @@ def safetensors_bytes(
             raw, code = to_bf16_bytes(arr), "BF16"
         else:
             raw, code = arr.astype(arr.dtype.newbyteorder("<")).tobytes(), _DTYPES[arr.dtype]
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": code,
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -120,16 +124,26 @@ def write_run(
             meta["test_acc"] = repr(float(test_acc[lvl]))
         write_safetensors(path / level_filename(lvl), tensors, meta, bf16=bf16)
         summary.append(
-            {"level": lvl, "density": density, "alive": alive,
-             "test_acc": None if test_acc is None else float(test_acc[lvl])}
+            {
+                "level": lvl,
+                "density": density,
+                "alive": alive,
+                "test_acc": None if test_acc is None else float(test_acc[lvl]),
+            }
         )
     meta0 = {"format": FORMAT, "method": method}
     write_safetensors(path / INIT_FILE, dict(init), {**meta0, "kind": "init"}, bf16=bf16)
-    write_safetensors(path / REWIND_FILE, dict(rewind if rewind is not None else init),
-                      {**meta0, "kind": "rewind"}, bf16=bf16)
+    write_safetensors(
+        path / REWIND_FILE,
+        dict(rewind if rewind is not None else init),
+        {**meta0, "kind": "rewind"},
+        bf16=bf16,
+    )
     cfg = {"method": method, "seed": seed, "model": "toy", "dataset": "toy", **(config or {})}
-    atomic_write_json(path / MANIFEST, {"format": FORMAT, "format_version": 1, "config": cfg,
-                                        "levels": summary, "complete": True})
+    atomic_write_json(
+        path / MANIFEST,
+        {"format": FORMAT, "format_version": 1, "config": cfg, "levels": summary, "complete": True},
+    )
     atomic_write_bytes(path / METRICS, b"")
     return path
 
@@ -178,4 +192,6 @@ def random_run(
         masks.append({n: m.copy() for n, m in masks_now.items()})
         current = trained
     acc = [0.9 - 0.01 * lvl + 0.001 * seed for lvl in range(n_levels)]
-    return write_run(path, levels, init, masks=masks, method=method, seed=seed, test_acc=acc, bf16=bf16)
+    return write_run(
+        path, levels, init, masks=masks, method=method, seed=seed, test_acc=acc, bf16=bf16
+    )

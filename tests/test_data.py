@@ -49,7 +49,9 @@ def test_digits_fixed_stratified_split_and_normalisation():
     assert abs(float(ds.train_x.mean())) < 1e-5
     assert abs(float(ds.train_x.std(unbiased=False)) - 1) < 1e-5
     raw = _denormalise(ds, ds.test_x) * 16
-    assert torch.allclose(raw, raw.round(), atol=1e-4) and raw.min() > -1e-4 and raw.max() < 16 + 1e-4
+    assert (
+        torch.allclose(raw, raw.round(), atol=1e-4) and raw.min() > -1e-4 and raw.max() < 16 + 1e-4
+    )
 
 
 def test_digits_fast_reader_equals_load_digits():
@@ -80,15 +82,28 @@ def make_cifar10(root, per_batch=3, seed=0):
     folder = root / "cifar-10-batches-py"
     batches_ = []
     for i in range(1, 6):
-        data, labels = _cifar_images(rng, per_batch), [int(v) for v in rng.integers(0, 10, per_batch)]
-        _write_pickle(folder / f"data_batch_{i}", {
-            "batch_label": f"training batch {i} of 5", "labels": labels, "data": data,
-            "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
-        })
+        data, labels = (
+            _cifar_images(rng, per_batch),
+            [int(v) for v in rng.integers(0, 10, per_batch)],
+        )
+        _write_pickle(
+            folder / f"data_batch_{i}",
+            {
+                "batch_label": f"training batch {i} of 5",
+                "labels": labels,
+                "data": data,
+                "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
+            },
+        )
         batches_.append((data, labels))
     test = (_cifar_images(rng, 4), [1, 0, 9, 3])
-    _write_pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": test[1], "data": test[0]})
-    _write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072})
+    _write_pickle(
+        folder / "test_batch",
+        {"batch_label": "testing batch 1 of 1", "labels": test[1], "data": test[0]},
+    )
+    _write_pickle(
+        folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}
+    )
     return batches_, test
 
 
@@ -102,19 +117,37 @@ def test_cifar10_reads_the_python_format(tmp_path):
     # Rows are (R plane, G plane, B plane), each 32x32 row-major, scaled to [0, 1].
     raw = np.concatenate([d for d, _ in train]).reshape(-1, 3, 32, 32) / 255.0
     assert np.allclose(_denormalise(ds, ds.train_x).numpy(), raw, atol=1e-5)
-    assert np.allclose(ds.mean, raw.mean(axis=(0, 2, 3))) and np.allclose(ds.std, raw.std(axis=(0, 2, 3)))
-    assert np.allclose(_denormalise(ds, ds.test_x).numpy(), test[0].reshape(-1, 3, 32, 32) / 255.0, atol=1e-5)
+    assert np.allclose(ds.mean, raw.mean(axis=(0, 2, 3))) and np.allclose(
+        ds.std, raw.std(axis=(0, 2, 3))
+    )
+    assert np.allclose(
+        _denormalise(ds, ds.test_x).numpy(), test[0].reshape(-1, 3, 32, 32) / 255.0, atol=1e-5
+    )
 
 
 def test_cifar100_reads_fine_labels_and_bytes_keys(tmp_path):
     rng = np.random.default_rng(1)
     folder = tmp_path / "cifar-100-python"
     # Keys as Python 2 wrote them read back as bytes under some encodings; both must work.
-    _write_pickle(folder / "train", {b"data": _cifar_images(rng, 5), b"fine_labels": [0, 99, 5, 5, 42],
-                                     b"coarse_labels": [0, 19, 1, 1, 7]})
-    _write_pickle(folder / "test", {"data": _cifar_images(rng, 2), "fine_labels": [7, 8], "coarse_labels": [1, 2]})
-    _write_pickle(folder / "meta", {"fine_label_names": [f"f{i}" for i in range(100)],
-                                    "coarse_label_names": [f"c{i}" for i in range(20)]})
+    _write_pickle(
+        folder / "train",
+        {
+            b"data": _cifar_images(rng, 5),
+            b"fine_labels": [0, 99, 5, 5, 42],
+            b"coarse_labels": [0, 19, 1, 1, 7],
+        },
+    )
+    _write_pickle(
+        folder / "test",
+        {"data": _cifar_images(rng, 2), "fine_labels": [7, 8], "coarse_labels": [1, 2]},
+    )
+    _write_pickle(
+        folder / "meta",
+        {
+            "fine_label_names": [f"f{i}" for i in range(100)],
+            "coarse_label_names": [f"c{i}" for i in range(20)],
+        },
+    )
     ds = load_dataset("cifar100", root=tmp_path)
     assert ds.num_classes == 100
     assert ds.train_y.tolist() == [0, 99, 5, 5, 42] and ds.test_y.tolist() == [7, 8]
@@ -155,7 +188,9 @@ class _Evil:
 def test_cifar_unpickler_refuses_arbitrary_objects(tmp_path):
     make_cifar10(tmp_path)
     marker = tmp_path / "pwned"
-    _write_pickle(tmp_path / "cifar-10-batches-py" / "test_batch", {"data": _Evil(marker), "labels": []})
+    _write_pickle(
+        tmp_path / "cifar-10-batches-py" / "test_batch", {"data": _Evil(marker), "labels": []}
+    )
     with pytest.raises(SignscopeError, match="refusing to load"):
         load_dataset("cifar10", root=tmp_path)
     assert not marker.exists()
@@ -167,9 +202,22 @@ def test_cli_reports_a_missing_data_root(tmp_path):
     if "train" not in COMMAND_MODULES:
         pytest.skip("the train command is not registered yet")
     proc = subprocess.run(
-        [sys.executable, "-m", "signscope", "train", "--dataset", "cifar10", "--data-root",
-         str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "signscope",
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data-root",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -237,9 +285,27 @@ def test_tiny_imagenet_errors_name_the_file(tmp_path):
 
 
 def test_synthetic_is_seeded():
-    a = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_classes=7, synthetic_size=(40, 8), seed=1)
-    b = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_classes=7, synthetic_size=(40, 8), seed=1)
-    c = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_classes=7, synthetic_size=(40, 8), seed=2)
+    a = load_dataset(
+        "synthetic",
+        synthetic_shape=(3, 32, 32),
+        synthetic_classes=7,
+        synthetic_size=(40, 8),
+        seed=1,
+    )
+    b = load_dataset(
+        "synthetic",
+        synthetic_shape=(3, 32, 32),
+        synthetic_classes=7,
+        synthetic_size=(40, 8),
+        seed=1,
+    )
+    c = load_dataset(
+        "synthetic",
+        synthetic_shape=(3, 32, 32),
+        synthetic_classes=7,
+        synthetic_size=(40, 8),
+        seed=2,
+    )
     assert a.train_x.shape == (40, 3, 32, 32) and a.test_x.shape == (8, 3, 32, 32)
     assert a.num_classes == 7 and int(a.train_y.max()) < 7 and a.augment
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
@@ -278,7 +344,14 @@ def test_one_epoch_is_a_permutation_and_drop_last():
 def test_shards_are_disjoint_and_cover_the_epoch(n):
     ds, world = _indexed(n), 3
     shards = [
-        torch.cat([y for _, y in batches(ds, 2, torch.Generator().manual_seed(5), train=True, rank=r, world_size=world)])
+        torch.cat(
+            [
+                y
+                for _, y in batches(
+                    ds, 2, torch.Generator().manual_seed(5), train=True, rank=r, world_size=world
+                )
+            ]
+        )
         for r in range(world)
     ]
     seen = torch.cat(shards).tolist()
@@ -309,7 +382,9 @@ def test_train_batches_are_reproducible_and_augmented():
 
 
 def test_to_device_keeps_channels_last_through_batches():
-    ds = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_size=(16, 4)).to("cpu", channels_last=True)
+    ds = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_size=(16, 4)).to(
+        "cpu", channels_last=True
+    )
     assert ds.train_x.is_contiguous(memory_format=torch.channels_last)
     x, _ = next(batches(ds, 8, torch.Generator().manual_seed(0), train=True))
     assert x.is_contiguous(memory_format=torch.channels_last)
@@ -320,7 +395,9 @@ def test_to_device_keeps_channels_last_through_batches():
 
 def test_crop_flip_matches_a_hand_computation():
     x = torch.arange(2 * 2 * 4 * 4, dtype=torch.float32).view(2, 2, 4, 4)
-    params = CropFlip(dy=torch.tensor([0, 2]), dx=torch.tensor([1, 2]), flip=torch.tensor([False, True]))
+    params = CropFlip(
+        dy=torch.tensor([0, 2]), dx=torch.tensor([1, 2]), flip=torch.tensor([False, True])
+    )
     fill = torch.tensor([-1.0, -2.0])
     out = crop_flip(x, params, pad=1, fill=fill)
 
@@ -343,8 +420,12 @@ def test_random_crop_flip_is_always_some_crop_and_flip():
     out = random_crop_flip(x, torch.Generator().manual_seed(1), pad=2)
     assert out.shape == x.shape
     candidates = [
-        crop_flip(x, CropFlip(torch.full((64,), dy), torch.full((64,), dx), torch.full((64,), f)), pad=2)
-        for dy in range(5) for dx in range(5) for f in (False, True)
+        crop_flip(
+            x, CropFlip(torch.full((64,), dy), torch.full((64,), dx), torch.full((64,), f)), pad=2
+        )
+        for dy in range(5)
+        for dx in range(5)
+        for f in (False, True)
     ]
     matches = torch.stack([(c == out).flatten(1).all(1) for c in candidates])  # (50, 64)
     assert bool(matches.any(0).all())

@@ -41,13 +41,30 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     module of the interpreter's torch)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "signscope", *args], capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "signscope",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def flips_levels(run: Path) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "signscope", "flips", str(run), "--format", "json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "signscope", "flips", str(run), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["levels"]
 
@@ -55,9 +72,14 @@ def flips_levels(run: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
-    single = train(resolve_config("demo", OPTIONS), base / "single",
-                   reporter=Reporter(Console(file=io.StringIO())))
-    proc = torchrun("train", "--preset", "demo", *_flags(OPTIONS), "--out", str(base / "ddp"), "--quiet")
+    single = train(
+        resolve_config("demo", OPTIONS),
+        base / "single",
+        reporter=Reporter(Console(file=io.StringIO())),
+    )
+    proc = torchrun(
+        "train", "--preset", "demo", *_flags(OPTIONS), "--out", str(base / "ddp"), "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return single, base / "ddp", proc
 
@@ -69,7 +91,9 @@ def test_torchrun_writes_a_valid_run_with_the_single_process_densities(runs):
     assert manifest["config"]["batch_size"] == 64  # the global batch, as given
     ours, theirs = flips_levels(ddp), flips_levels(single)
     assert [r["level"] for r in ours] == [0, 1]
-    assert [(r["density"], r["alive"]) for r in ours] == [(r["density"], r["alive"]) for r in theirs]
+    assert [(r["density"], r["alive"]) for r in ours] == [
+        (r["density"], r["alive"]) for r in theirs
+    ]
     assert ours[1]["density"] == pytest.approx(0.8, abs=1e-4)
     assert all(s["test_acc"] > 0.8 for s in manifest["levels"])
     # Rank 0 alone writes: one metrics line per epoch, one summary line per level on stderr.
@@ -98,7 +122,13 @@ def test_torchrun_resume_continues_bit_identically(runs, tmp_path):
 def test_launch_env_reads_torchrun_variables():
     assert launch_env({}) == LaunchEnv(0, 1, 0)
     env = launch_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
-    assert (env.rank, env.world_size, env.local_rank, env.is_main, env.distributed) == (3, 4, 1, False, True)
+    assert (env.rank, env.world_size, env.local_rank, env.is_main, env.distributed) == (
+        3,
+        4,
+        1,
+        False,
+        True,
+    )
     with pytest.raises(SignscopeError, match="malformed"):
         launch_env({"RANK": "x", "WORLD_SIZE": "2"})
     with pytest.raises(SignscopeError, match="inconsistent"):
@@ -124,18 +154,33 @@ def test_world_size_without_a_process_group_is_refused(tmp_path):
 def test_grid_scripts_print_the_runs_in_the_figure_scripts_folders(tmp_path):
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "DRY_RUN": "1", "GPUS": "0,1", "WORK": str(tmp_path / "paper")}
-    local = subprocess.run(["bash", str(root / "examples/grid_local.sh"), "cifar10"], env=env,
-                           capture_output=True, text=True)
+    local = subprocess.run(
+        ["bash", str(root / "examples/grid_local.sh"), "cifar10"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert local.returncode == 0, local.stderr
     lines = local.stdout.splitlines()
     assert len(lines) == 3 + 9 and all(line.startswith("CUDA_VISIBLE_DEVICES=") for line in lines)
     work = tmp_path / "paper" / "cifar10"
-    assert sum(f"--out {work}/imp-seed{s} " in line and line.endswith("--levels 1") for line in lines
-               for s in range(3)) == 3  # wave 1: level 0 of each seed's IMP run
+    assert (
+        sum(
+            f"--out {work}/imp-seed{s} " in line and line.endswith("--levels 1")
+            for line in lines
+            for s in range(3)
+        )
+        == 3
+    )  # wave 1: level 0 of each seed's IMP run
     assert f"--bn-rewind --init-from {work}/imp-seed2 --levels 20" in local.stdout
 
-    slurm = subprocess.run(["bash", str(root / "examples/slurm_grid.sh"), "cifar10", "vgg16"], env=env,
-                           capture_output=True, text=True, cwd=tmp_path)
+    slurm = subprocess.run(
+        ["bash", str(root / "examples/slurm_grid.sh"), "cifar10", "vgg16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert slurm.returncode == 0, slurm.stderr
     first, second = slurm.stderr.splitlines()[:2]
     assert "--array=0-5" in first and first.endswith("slurm_grid.sh 1 cifar10 vgg16")

@@ -19,8 +19,13 @@ USES_NEURON = {"fig02_random_masks.py", "fig18_neuron_sweep.py"}
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          env=ENV, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
 
 
 def commands(output: str) -> list[str]:
@@ -67,7 +72,9 @@ def test_smoke(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [name, "--smoke", "--work", str(work)])
     runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     out = capsys.readouterr().out
-    assert all("--preset demo --model mlp --levels 2" in c for c in commands(out) if " train " in f" {c}")
+    assert all(
+        "--preset demo --model mlp --levels 2" in c for c in commands(out) if " train " in f" {c}"
+    )
     figures = work / "figures" / name[:5]
     assert figures.is_dir() and any(figures.rglob("*.csv"))
     if name not in USES_NEURON:
@@ -81,8 +88,13 @@ def test_smoke_as_users_run_it(tmp_path):
     result = script("fig05_sign_flips.py", "--smoke", "--work", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     panel = tmp_path / "figures" / "fig05" / "cifar10"
-    assert {p.name for p in panel.iterdir()} >= {"last-flip.png", "flip-count.png", "levels.csv",
-                                                  "last_flip.csv", "flip_count.csv"}
+    assert {p.name for p in panel.iterdir()} >= {
+        "last-flip.png",
+        "flip-count.png",
+        "levels.csv",
+        "last_flip.csv",
+        "flip_count.csv",
+    }
     assert (panel / "last-flip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run reuses the finished runs (train --resume) and rewrites the figures.
     again = script("fig05_sign_flips.py", "--smoke", "--work", str(tmp_path))

@@ -24,8 +24,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         "lrr": random_run(root / "lrr", seed=0, method="lrr", n_levels=5),
         "imp": random_run(root / "imp", seed=0, method="imp", n_levels=5),
         "lrr1": random_run(root / "lrr1", seed=1, method="lrr", n_levels=4),
-        "wide": random_run(root / "wide", seed=0, method="imp", n_levels=3,
-                           shapes={"conv1.weight": (8, 1, 3, 3), "fc.weight": (10, 16)}),
+        "wide": random_run(
+            root / "wide",
+            seed=0,
+            method="imp",
+            n_levels=3,
+            shapes={"conv1.weight": (8, 1, 3, 3), "fc.weight": (10, 16)},
+        ),
         "nobn": _run_without_batchnorm(root / "nobn"),
     }
 
@@ -34,14 +39,18 @@ def _run_without_batchnorm(path: Path) -> Path:
     rng = np.random.default_rng(3)
     init = {"fc.weight": rng.normal(size=(6, 5)).astype(np.float32)}
     levels = [{"fc.weight": init["fc.weight"] + 0.1}, {"fc.weight": -init["fc.weight"]}]
-    masks = [{"fc.weight": np.ones((6, 5), bool)},
-             {"fc.weight": np.abs(init["fc.weight"]) > 0.5}]
+    masks = [{"fc.weight": np.ones((6, 5), bool)}, {"fc.weight": np.abs(init["fc.weight"]) > 0.5}]
     return write_run(path, levels, init, masks=masks, method="lrr", test_acc=[0.5, 0.4])
 
 
 def signscope(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signscope", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -71,10 +80,24 @@ def test_export_writes_every_figure_as_png(runs, tmp_path):
 
 def test_export_one_run_skips_pair_figures_with_a_reason(runs, tmp_path):
     out = tmp_path / "svg"
-    proc = signscope("export", runs["lrr"], "-o", out, "--format", "svg",
-                     "--figure", "mask-overlap", "--figure", "bn-gamma", "--figure", "last-flip")
+    proc = signscope(
+        "export",
+        runs["lrr"],
+        "-o",
+        out,
+        "--format",
+        "svg",
+        "--figure",
+        "mask-overlap",
+        "--figure",
+        "bn-gamma",
+        "--figure",
+        "last-flip",
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "skipped mask-overlap: compares two runs, got 1; give two runs or --pair A B" in proc.stderr
+    assert (
+        "skipped mask-overlap: compares two runs, got 1; give two runs or --pair A B" in proc.stderr
+    )
     assert sorted(p.name for p in out.iterdir()) == ["bn-gamma.svg", "last-flip.svg"]
     for p in out.iterdir():
         width, height = svg_size(p.read_bytes())
@@ -95,7 +118,6 @@ def test_export_usage_errors(runs, tmp_path):
     proc = signscope("export", runs["lrr"], "-o", tmp_path, "--level", "9")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: --level 9: {runs['lrr']} has levels 0..4"
-
 
 
 def test_unknown_figure_name_is_a_usage_error(tmp_path, capsys):
@@ -125,7 +147,10 @@ def test_mismatched_pair_skips_only_pair_figures(runs):
     inputs = FigureInputs([str(runs["lrr"]), str(runs["wide"])])
     figures = {f.name: f for f in build(inputs, FIGURES)}
     assert figures["mask-overlap"].chart is None
-    assert "conv1.weight" in figures["mask-overlap"].reason or "architect" in figures["mask-overlap"].reason
+    assert (
+        "conv1.weight" in figures["mask-overlap"].reason
+        or "architect" in figures["mask-overlap"].reason
+    )
     assert figures["bn-gamma"].chart is not None and figures["last-flip"].chart is not None
 
 

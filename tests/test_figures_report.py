@@ -23,7 +23,9 @@ from runfactory import random_run
 from signscope.figures import FIGURES
 
 CANARY = "signscope-canary"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None
+)
 NO_NETWORK = [
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--proxy-server=http://127.0.0.1:9",
@@ -39,8 +41,12 @@ def report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     lrr = random_run(root / "lrr", seed=0, method="lrr", n_levels=5)
     imp = random_run(root / "imp", seed=0, method="imp", n_levels=5)
     out = root / "out" / "report.html"
-    proc = subprocess.run([sys.executable, "-m", "signscope", "report", str(lrr), str(imp),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "signscope", "report", str(lrr), str(imp), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return out, proc
 
 
@@ -54,8 +60,14 @@ def test_report_cli_writes_one_self_contained_file(report):
         assert f'data-figure="{name}"' in text and f'id="spec-{name}"' in text
     # Configs and the key tables are there too.
     assert "Config of" in text and '"seed"' not in text and ">seed<" in text
-    for heading in ("Levels of every run", "Sign flips per level", "Mask overlap (global)",
-                    "Sign agreement (global)", "Accuracy per method", "BatchNorm γ at level 4"):
+    for heading in (
+        "Levels of every run",
+        "Sign flips per level",
+        "Mask overlap (global)",
+        "Sign agreement (global)",
+        "Accuracy per method",
+        "BatchNorm γ at level 4",
+    ):
         assert heading in text
 
 
@@ -74,9 +86,22 @@ def test_report_lists_figures_that_cannot_be_drawn(tmp_path):
 
 def test_report_refuses_a_folder_and_writes_nothing_without_figures(tmp_path):
     run = random_run(tmp_path / "lrr", n_levels=2)
-    proc = subprocess.run([sys.executable, "-m", "signscope", "report", str(run), "-o",
-                           str(tmp_path / "r.html"), "--figure", "sign-agreement"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "signscope",
+            "report",
+            str(run),
+            "-o",
+            str(tmp_path / "r.html"),
+            "--figure",
+            "sign-agreement",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"error: {tmp_path / 'r.html'}: not written: no requested figure")
     assert not (tmp_path / "r.html").exists()
@@ -120,14 +145,28 @@ def test_report_renders_every_figure_in_chromium_offline(report, tmp_path):
     page = tmp_path / "report.html"
     # The inlined libraries contain "</body>" in strings: add the canary before the last one.
     head, body_end, tail = out.read_text(encoding="utf-8").rpartition("</body>")
-    page.write_text(f'{head}<script>console.log("{CANARY}")</script>{body_end}{tail}',
-                    encoding="utf-8")
+    page.write_text(
+        f'{head}<script>console.log("{CANARY}")</script>{body_end}{tail}', encoding="utf-8"
+    )
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             f"--user-data-dir={profile}", *NO_NETWORK, "--enable-logging=stderr", "--v=0",
-             "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=180,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                *NO_NETWORK,
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
     assert browser.returncode == 0, browser.stderr[-2000:]
     assert _console_messages(browser.stderr) == [CANARY], browser.stderr[-3000:]
@@ -148,11 +187,14 @@ def test_report_of_plain_runs_without_init_explains_what_is_missing(tmp_path):
     w = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     for name in ("a", "b"):
         write_safetensors(tmp_path / name / "ckpt_1.safetensors", {"fc.weight": w})
-        write_safetensors(tmp_path / name / "ckpt_2.safetensors",
-                          {"fc.weight": np.where(np.abs(w) < 0.5, 0, -w)})
+        write_safetensors(
+            tmp_path / name / "ckpt_2.safetensors", {"fc.weight": np.where(np.abs(w) < 0.5, 0, -w)}
+        )
     out = tmp_path / "r.html"
-    figures = {f.name: f for f in write_report(
-        FigureInputs([str(tmp_path / "a"), str(tmp_path / "b")]), out)}
+    figures = {
+        f.name: f
+        for f in write_report(FigureInputs([str(tmp_path / "a"), str(tmp_path / "b")]), out)
+    }
     assert figures["mask-overlap"].chart is not None
     assert "no init reference" in figures["last-flip"].reason
     text = out.read_text(encoding="utf-8")

@@ -50,8 +50,11 @@ def marks(spec) -> list[str]:
 
 
 def encodings(spec, mark: str) -> list[dict]:
-    return [s.get("encoding", {}) for s in walk(spec)
-            if "mark" in s and (s["mark"] if isinstance(s["mark"], str) else s["mark"]["type"]) == mark]
+    return [
+        s.get("encoding", {})
+        for s in walk(spec)
+        if "mark" in s and (s["mark"] if isinstance(s["mark"], str) else s["mark"]["type"]) == mark
+    ]
 
 
 def dataset_rows(spec) -> list[int]:
@@ -65,18 +68,32 @@ def accuracy_frame(methods=("imp", "lrr"), replicates=3) -> pl.DataFrame:
         for lvl, d in enumerate(DENSITY):
             mean = 0.93 - 0.004 * lvl + 0.002 * m
             ci = None if replicates == 1 else 0.003
-            rows.append({"method": method, "level": lvl, "density": d, "sparsity": 1 - d,
-                         "replicates": replicates, "mean": mean,
-                         "ci_low": None if ci is None else mean - ci,
-                         "ci_high": None if ci is None else mean + ci})
+            rows.append(
+                {
+                    "method": method,
+                    "level": lvl,
+                    "density": d,
+                    "sparsity": 1 - d,
+                    "replicates": replicates,
+                    "mean": mean,
+                    "ci_low": None if ci is None else mean - ci,
+                    "ci_high": None if ci is None else mean + ci,
+                }
+            )
     return pl.DataFrame(rows, schema_overrides={"ci_low": pl.Float64, "ci_high": pl.Float64})
 
 
 def flips_levels(run: str, scale: float, per_layer: bool = False) -> pl.DataFrame:
     rows = []
     for lvl, d in enumerate(DENSITY):
-        row = {"run": run, "level": lvl, "density": d, "alive": int(1000 * d),
-               "flips_prev": None if lvl == 0 else int(10 * scale), "flips_init": int(100 * scale * (lvl + 1))}
+        row = {
+            "run": run,
+            "level": lvl,
+            "density": d,
+            "alive": int(1000 * d),
+            "flips_prev": None if lvl == 0 else int(10 * scale),
+            "flips_init": int(100 * scale * (lvl + 1)),
+        }
         if per_layer:
             rows.append({**row, "layer": "*"})
             rows.append({**row, "layer": "conv1.weight", "flips_init": int(40 * scale * (lvl + 1))})
@@ -88,25 +105,49 @@ def flips_levels(run: str, scale: float, per_layer: bool = False) -> pl.DataFram
 
 def last_flip_frame() -> pl.DataFrame:
     # Values 2 and 4 absent on purpose: the chart must show them as zero bars.
-    return pl.DataFrame({"run": ["runs/lrr"] * 4 + ["runs/imp"] * 3,
-                         "last_flip": [-1, 0, 1, 3, -1, 0, 5],
-                         "count": [600, 250, 100, 50, 500, 300, 200]})
+    return pl.DataFrame(
+        {
+            "run": ["runs/lrr"] * 4 + ["runs/imp"] * 3,
+            "last_flip": [-1, 0, 1, 3, -1, 0, 5],
+            "count": [600, 250, 100, 50, 500, 300, 200],
+        }
+    )
 
 
 def masks_frame(layers=("conv1.weight", "fc.weight")) -> pl.DataFrame:
     rows = []
     for lvl, d in enumerate(DENSITY):
         for layer in ("*", *layers):
-            rows.append({"run_a": "runs/lrr", "run_b": "runs/imp", "level": lvl, "layer": layer,
-                         "intersection": int(900 * d * d), "union": int(1000 * d),
-                         "jaccard": 0.9**lvl, "jaccard_chance": d / (2 - d)})
+            rows.append(
+                {
+                    "run_a": "runs/lrr",
+                    "run_b": "runs/imp",
+                    "level": lvl,
+                    "layer": layer,
+                    "intersection": int(900 * d * d),
+                    "union": int(1000 * d),
+                    "jaccard": 0.9**lvl,
+                    "jaccard_chance": d / (2 - d),
+                }
+            )
     return pl.DataFrame(rows)
 
 
 def signs_frame() -> pl.DataFrame:
-    return pl.DataFrame([{"run_a": "runs/lrr", "run_b": "runs/imp", "level": lvl, "layer": "*",
-                          "both_alive": int(800 * d), "agree": int(700 * d), "agreement": 0.875}
-                         for lvl, d in enumerate(DENSITY)])
+    return pl.DataFrame(
+        [
+            {
+                "run_a": "runs/lrr",
+                "run_b": "runs/imp",
+                "level": lvl,
+                "layer": "*",
+                "both_alive": int(800 * d),
+                "agree": int(700 * d),
+                "agreement": 0.875,
+            }
+            for lvl, d in enumerate(DENSITY)
+        ]
+    )
 
 
 def densities() -> pl.DataFrame:
@@ -118,17 +159,37 @@ def bn_frame(runs=("runs/lrr", "runs/imp"), layers=("bn1", "layer1.0.bn1", "laye
     for r, run in enumerate(runs):
         for i, layer in enumerate(layers):
             base = 0.2 + 0.1 * i + 0.05 * r
-            rows.append({"run": run, "level": 5, "layer": layer, "count": 64, "mean": base,
-                         "std": 0.1, "min": base - 0.3, "q25": base - 0.1, "median": base,
-                         "q75": base + 0.1, "max": base + 0.3, "frac_zero": 0.0,
-                         "frac_negative": 0.05})
+            rows.append(
+                {
+                    "run": run,
+                    "level": 5,
+                    "layer": layer,
+                    "count": 64,
+                    "mean": base,
+                    "std": 0.1,
+                    "min": base - 0.3,
+                    "q25": base - 0.1,
+                    "median": base,
+                    "q75": base + 0.1,
+                    "max": base + 0.3,
+                    "frac_zero": 0.0,
+                    "frac_negative": 0.05,
+                }
+            )
     return pl.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- theme
 def test_figure_names_are_the_documented_ones():
-    assert FIGURES == ("accuracy", "last-flip", "flip-count", "flips-init-diff", "mask-overlap",
-                       "bn-gamma", "sign-agreement")
+    assert FIGURES == (
+        "accuracy",
+        "last-flip",
+        "flip-count",
+        "flips-init-diff",
+        "mask-overlap",
+        "bn-gamma",
+        "sign-agreement",
+    )
 
 
 def test_theme_is_applied_even_when_another_theme_is_active():
@@ -145,8 +206,12 @@ def test_each_method_keeps_its_colour_in_every_figure():
     acc = to_spec(accuracy_chart(accuracy_frame(methods=("lrr", "imp"))))
     flips = to_spec(last_flip_chart(last_flip_frame(), RUNS))
     for spec in (acc, flips):
-        scales = [e["color"]["scale"] for s in walk(spec) for e in [s.get("encoding", {})]
-                  if "color" in e and "scale" in e["color"]]
+        scales = [
+            e["color"]["scale"]
+            for s in walk(spec)
+            for e in [s.get("encoding", {})]
+            if "color" in e and "scale" in e["color"]
+        ]
         assert scales, "no colour scale"
         for scale in scales:
             mapping = dict(zip(scale["domain"], scale["range"], strict=True))
@@ -167,8 +232,20 @@ def test_sparsity_axis_reads_like_the_papers():
     x = sparsity_x([0.8**lvl for lvl in range(22)]).to_dict()
     assert x["scale"] == {"type": "log", "reverse": True, "nice": False, "padding": 12}
     labels = [sparsity_text(v) for v in x["axis"]["values"]]
-    assert labels == ["0%", "20%", "48.8%", "67.2%", "79%", "86.6%", "91.4%", "94.5%", "96.5%",
-                      "97.7%", "98.6%", "99.1%"]
+    assert labels == [
+        "0%",
+        "20%",
+        "48.8%",
+        "67.2%",
+        "79%",
+        "86.6%",
+        "91.4%",
+        "94.5%",
+        "96.5%",
+        "97.7%",
+        "98.6%",
+        "99.1%",
+    ]
 
 
 def test_sparsity_axis_labels_render_as_percentages():
@@ -202,7 +279,9 @@ def test_accuracy_single_seed_draws_no_band():
 
 
 def test_accuracy_band_only_where_there_are_seeds():
-    frame = pl.concat([accuracy_frame(methods=("lrr",)), accuracy_frame(methods=("imp",), replicates=1)])
+    frame = pl.concat(
+        [accuracy_frame(methods=("lrr",)), accuracy_frame(methods=("imp",), replicates=1)]
+    )
     spec = to_spec(accuracy_chart(frame))
     assert marks(spec) == ["area", "line", "point"]
     assert dataset_rows(spec) == [LEVELS, 2 * LEVELS]
@@ -229,8 +308,14 @@ def test_last_flip_spec_fills_missing_levels_and_labels_never():
 
 
 def test_flip_count_spec_sums_layers_once():
-    frame = pl.DataFrame({"run": ["runs/lrr"] * 6, "layer": ["*", "*", "a", "a", "b", "b"],
-                          "flip_count": [0, 2, 0, 2, 0, 2], "count": [10, 4, 6, 1, 4, 3]})
+    frame = pl.DataFrame(
+        {
+            "run": ["runs/lrr"] * 6,
+            "layer": ["*", "*", "a", "a", "b", "b"],
+            "flip_count": [0, 2, 0, 2, 0, 2],
+            "count": [10, 4, 6, 1, 4, 3],
+        }
+    )
     spec = to_spec(flip_count_chart(frame, {"runs/lrr": "lrr"}))
     rows = next(iter(spec["datasets"].values()))
     assert [(r["flip_count"], r["count"]) for r in rows] == [(0, 10), (1, 0), (2, 4)]
@@ -256,7 +341,11 @@ def test_mask_overlap_spec_has_chance_line_and_heatmap():
     (line,) = encodings(spec, "line")
     assert line["y"]["field"] == "value" and line["color"]["field"] == "series"
     (rect,) = encodings(spec, "rect")
-    assert (rect["x"]["field"], rect["y"]["field"], rect["color"]["field"]) == ("level", "layer", "jaccard")
+    assert (rect["x"]["field"], rect["y"]["field"], rect["color"]["field"]) == (
+        "level",
+        "layer",
+        "jaccard",
+    )
     # Observed + chance per level; level x layer cells.
     assert dataset_rows(spec) == [2 * LEVELS, 2 * LEVELS]
     assert rect["y"]["sort"] == ["conv1.weight", "fc.weight"]

@@ -114,11 +114,23 @@ def test_crop_box_follows_random_resized_crop():
     for width, height in ((500, 375), (64, 640), (1000, 50), (224, 224), (3, 2)):
         for _ in range(200):
             left, top, w, h = crop_box(width, height, rng)
-            assert 0 <= left and left + w <= width and 0 <= top and top + h <= height and w > 0 and h > 0
+            assert (
+                0 <= left
+                and left + w <= width
+                and 0 <= top
+                and top + h <= height
+                and w > 0
+                and h > 0
+            )
             share, ratio = w * h / (width * height), w / h
-            fallback = (left, top) == ((width - w) // 2, (height - h) // 2) and (w == width or h == height)
+            fallback = (left, top) == ((width - w) // 2, (height - h) // 2) and (
+                w == width or h == height
+            )
             if not fallback and min(w, h) >= 20:  # rounding dominates tiny crops, as in torchvision
-                assert SCALE[0] * 0.9 <= share <= SCALE[1] and RATIO[0] * 0.9 <= ratio <= RATIO[1] * 1.1
+                assert (
+                    SCALE[0] * 0.9 <= share <= SCALE[1]
+                    and RATIO[0] * 0.9 <= ratio <= RATIO[1] * 1.1
+                )
 
 
 def test_resnet50_gets_the_imagenet_stem_only_for_imagenet_sizes():
@@ -163,9 +175,34 @@ def test_a_corrupt_jpeg_is_one_line_naming_it(tmp_path, workers):
 
 def test_signscope_train_on_imagenet(tree, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--dataset", "imagenet", "--data-root", str(tree), "--model", "convnet",
-               "--levels", "2", "--epochs", "1", "--lr-warmup-epochs", "0", "--rewind-epoch", "0",
-               "--batch-size", "6", "--data-workers", "2", "--device", "cpu", "--quiet", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "imagenet",
+            "--data-root",
+            str(tree),
+            "--model",
+            "convnet",
+            "--levels",
+            "2",
+            "--epochs",
+            "1",
+            "--lr-warmup-epochs",
+            "0",
+            "--rewind-epoch",
+            "0",
+            "--batch-size",
+            "6",
+            "--data-workers",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["dataset"] == "imagenet"

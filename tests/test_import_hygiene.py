@@ -20,7 +20,9 @@ _CHECK = textwrap.dedent("""
 
 
 def _clean(body: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", _CHECK.format(body=body)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK.format(body=body)], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("clean"), proc.stderr + proc.stdout
 
 
@@ -43,9 +45,17 @@ signscope.masks(run, {str(b)!r}); signscope.signs(run, {str(b)!r}); signscope.ac
 
 def test_commands(run_pair):
     a, b = run_pair
-    calls = [[*argv, "--format", "json"] for argv in (
-        ["flips", str(a), "--per-layer"], ["masks", str(a), str(b)], ["signs", str(a), str(b)],
-        ["bn", str(a)], ["acc", str(a), str(b)], ["show", str(a)])]
+    calls = [
+        [*argv, "--format", "json"]
+        for argv in (
+            ["flips", str(a), "--per-layer"],
+            ["masks", str(a), str(b)],
+            ["signs", str(a), str(b)],
+            ["bn", str(a)],
+            ["acc", str(a), str(b)],
+            ["show", str(a)],
+        )
+    ]
     _clean(f"""
 import contextlib, io
 from signscope.cli import main

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.torch
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signscope", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_inproc(capsys, *args) -> tuple[int, str, str]:
@@ -84,14 +88,25 @@ def test_torch_prune_import(torch_prune_folder, tmp_path):
     res = cli("import", "torch-prune", src, "--out", out, "--method", "lrr", "--seed", "3")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.glob("level_*.safetensors")) == [
-        f"level_{i:03d}.safetensors" for i in range(11)]
+        f"level_{i:03d}.safetensors" for i in range(11)
+    ]
     for level, raw in enumerate(saved):
         path = out / f"level_{level:03d}.safetensors"
         t = load_file(str(path))
         assert not any(k.endswith(("_orig", "_mask")) for k in t)
-        assert set(t) == {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                          "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias",
-                          "mask/0.weight", "mask/3.weight"}
+        assert set(t) == {
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "1.running_mean",
+            "1.running_var",
+            "1.num_batches_tracked",
+            "3.weight",
+            "3.bias",
+            "mask/0.weight",
+            "mask/3.weight",
+        }
         alive = 0
         for name in ("0.weight", "3.weight"):
             mask = t[f"mask/{name}"]
@@ -150,8 +165,9 @@ def test_json_summary_and_no_init_note(torch_prune_folder, tmp_path, capsys):
     assert m["references"]["init"] is None and any("--init" in n for n in m["notes"])
 
 
-def test_shape_change_between_levels_is_an_error_and_leaves_nothing(torch_prune_folder, tmp_path,
-                                                                   capsys):
+def test_shape_change_between_levels_is_an_error_and_leaves_nothing(
+    torch_prune_folder, tmp_path, capsys
+):
     src, _, _ = torch_prune_folder
     bad = torch.load(src / "level_5.pt", weights_only=True)
     bad["3.bias"] = torch.zeros(4)
@@ -173,8 +189,9 @@ class NotATensor:
 
 
 def test_errors_are_one_line(tmp_path, capsys):
-    code, _, err = run_inproc(capsys, "import", "torch-prune", tmp_path / "missing",
-                              "--out", tmp_path / "r")
+    code, _, err = run_inproc(
+        capsys, "import", "torch-prune", tmp_path / "missing", "--out", tmp_path / "r"
+    )
     assert code == 1 and err == f"error: {tmp_path / 'missing'}: no such folder\n"
 
     code, _, err = run_inproc(capsys, "import", "tensorflow", tmp_path, "--out", tmp_path / "r")
@@ -214,12 +231,14 @@ def test_more_bad_input(tmp_path, capsys):
     code, _, err = run_inproc(capsys, "import", "torch-prune", folder, "--out", tmp_path / "r")
     assert code == 1 and "torch.nn.utils.prune" in err
 
-    code, _, err = run_inproc(capsys, "import", "torch-prune", folder, "--out", tmp_path / "r",
-                              "--replicate", "2")
+    code, _, err = run_inproc(
+        capsys, "import", "torch-prune", folder, "--out", tmp_path / "r", "--replicate", "2"
+    )
     assert code == 2 and "--replicate applies to openlth" in err
 
-    code, _, err = run_inproc(capsys, "import", "paper-code", folder, "--out", tmp_path / "r",
-                              "--method", "two words")
+    code, _, err = run_inproc(
+        capsys, "import", "paper-code", folder, "--out", tmp_path / "r", "--method", "two words"
+    )
     assert code == 2 and "--method" in err
 
 
@@ -264,8 +283,14 @@ def _openlth_state(net, mask):
     return state
 
 
-def build_openlth(root: Path, replicate: int = 1, levels: int = 3, pretrain: bool = False,
-                  unfinished: bool = False, seed: int = 0):
+def build_openlth(
+    root: Path,
+    replicate: int = 1,
+    levels: int = 3,
+    pretrain: bool = False,
+    unfinished: bool = False,
+    seed: int = 0,
+):
     """``replicate_R/level_L/main/`` as lottery/runner.py writes it, training faked by noise.
 
     Returns per level (trained state, mask) as numpy, plus the init and the rewind point."""
@@ -294,8 +319,10 @@ def build_openlth(root: Path, replicate: int = 1, levels: int = 3, pretrain: boo
             trained = result[-1][0]
             alive = np.concatenate([np.abs(trained[k][mask[k].numpy() == 1]) for k in prunable])
             thresh = np.sort(alive)[int(0.2 * alive.size)]
-            mask = {k: (torch.from_numpy(np.abs(trained[k])) >= thresh).int() * mask[k]
-                    for k in prunable}
+            mask = {
+                k: (torch.from_numpy(np.abs(trained[k])) >= thresh).int() * mask[k]
+                for k in prunable
+            }
             net.load_state_dict(rewind)
         torch.save({k: v.cpu().int() for k, v in mask.items()}, folder / "mask.pth")
         torch.save(_openlth_state(net, mask), folder / start)
@@ -309,10 +336,13 @@ def build_openlth(root: Path, replicate: int = 1, levels: int = 3, pretrain: boo
         torch.save(_openlth_state(net, mask), folder / "model_ep10_it0.pth")
         (folder / "logger").write_text(
             f"test_accuracy,0,0.1\ntest_loss,0,2.3\ntest_accuracy,500,{0.9 - 0.01 * level}\n"
-            f"test_accuracy,250,0.5\n")
+            f"test_accuracy,250,0.5\n"
+        )
         if level == 0:
             (folder / "hparams.log").write_text(HPARAMS_LOG)
-        result.append((np_state(_openlth_state(net, mask)), {k: v.numpy() for k, v in mask.items()}))
+        result.append(
+            (np_state(_openlth_state(net, mask)), {k: v.numpy() for k, v in mask.items()})
+        )
     return result, init, np_state(rewind)
 
 
@@ -335,17 +365,24 @@ def test_openlth_import(tmp_path, capsys):
         assert md["source"] == f"replicate_1/level_{level}/main/model_ep10_it0.pth"
     assert int(load_file(str(out / "level_002.safetensors"))["mask/0.weight"].sum()) < 18
     for ref in ("init", "rewind"):
-        np.testing.assert_array_equal(load_file(str(out / f"{ref}.safetensors"))["0.weight"],
-                                      init["0.weight"])
+        np.testing.assert_array_equal(
+            load_file(str(out / f"{ref}.safetensors"))["0.weight"], init["0.weight"]
+        )
     m = manifest(out)
     cfg = m["config"]
     assert cfg["method"] == "imp" and cfg["seed"] == 1
     assert cfg["model"] == "cifar_resnet_20" and cfg["dataset"] == "cifar10"
-    assert cfg["source_config"]["pruning"] == {"pruning_strategy": "sparse_global",
-                                               "pruning_fraction": 0.2}
+    assert cfg["source_config"]["pruning"] == {
+        "pruning_strategy": "sparse_global",
+        "pruning_fraction": 0.2,
+    }
     assert cfg["source_config"]["training"]["training_steps"] == "10ep"
-    assert cfg["imported_from"] == {"kind": "openlth", "source": str(src.resolve()),
-                                    "replicate": 1, "experiment": "main"}
+    assert cfg["imported_from"] == {
+        "kind": "openlth",
+        "source": str(src.resolve()),
+        "replicate": 1,
+        "experiment": "main",
+    }
     assert [lv["test_acc"] for lv in m["levels"]] == pytest.approx([0.9, 0.89, 0.88])
     assert m["complete"] is True and m["notes"] == []
 
@@ -355,8 +392,10 @@ def test_openlth_import(tmp_path, capsys):
     rows = json.loads(stdout)["levels"]
 
     def flips(a, b, alive):
-        return sum(int(((np.sign(a[k]) * np.sign(b[k]) < 0) & alive[k]).sum())
-                   for k in ("0.weight", "3.weight"))
+        return sum(
+            int(((np.sign(a[k]) * np.sign(b[k]) < 0) & alive[k]).sum())
+            for k in ("0.weight", "3.weight")
+        )
 
     for level, (state, mask) in enumerate(levels):
         alive = {k: mask[k] == 1 for k in mask}
@@ -369,20 +408,27 @@ def test_openlth_import(tmp_path, capsys):
 def test_openlth_replicates_pretrain_and_unfinished_level(tmp_path, capsys):
     src = tmp_path / "lottery_x"
     build_openlth(src, replicate=1)
-    levels, init, rewind = build_openlth(src, replicate=2, levels=2, pretrain=True,
-                                         unfinished=True, seed=1)
+    levels, init, rewind = build_openlth(
+        src, replicate=2, levels=2, pretrain=True, unfinished=True, seed=1
+    )
     code, _, err = run_inproc(capsys, "import", "openlth", src, "--out", tmp_path / "r")
     assert code == 2 and "replicates 1, 2" in err and "--replicate" in err
 
     out = tmp_path / "r2"
-    code, _, err = run_inproc(capsys, "import", "openlth", src, "--out", out, "--replicate", "2",
-                              "--method", "imp-rand")
+    code, _, err = run_inproc(
+        capsys, "import", "openlth", src, "--out", out, "--replicate", "2", "--method", "imp-rand"
+    )
     assert code == 0, err
-    assert sorted(p.name for p in out.glob("level_*")) == ["level_000.safetensors",
-                                                           "level_001.safetensors"]
-    np.testing.assert_array_equal(load_file(str(out / "init.safetensors"))["0.weight"], init["0.weight"])
-    np.testing.assert_array_equal(load_file(str(out / "rewind.safetensors"))["0.weight"],
-                                  rewind["0.weight"])
+    assert sorted(p.name for p in out.glob("level_*")) == [
+        "level_000.safetensors",
+        "level_001.safetensors",
+    ]
+    np.testing.assert_array_equal(
+        load_file(str(out / "init.safetensors"))["0.weight"], init["0.weight"]
+    )
+    np.testing.assert_array_equal(
+        load_file(str(out / "rewind.safetensors"))["0.weight"], rewind["0.weight"]
+    )
     assert not np.array_equal(init["0.weight"], rewind["0.weight"])
     m = manifest(out)
     assert m["complete"] is False and m["config"]["seed"] == 2
@@ -391,7 +437,9 @@ def test_openlth_replicates_pretrain_and_unfinished_level(tmp_path, capsys):
     assert any("levels 2" in n for n in m["notes"])
 
     # A replicate folder given directly needs no --replicate.
-    code, _, err = run_inproc(capsys, "import", "openlth", src / "replicate_1", "--out", tmp_path / "r3")
+    code, _, err = run_inproc(
+        capsys, "import", "openlth", src / "replicate_1", "--out", tmp_path / "r3"
+    )
     assert code == 0, err
 
 
@@ -429,8 +477,15 @@ class PaperNet(nn.Module):
         self.linear = ConvMask(2, 3, 1)  # the paper's classifier is a 1x1 ConvMask
 
 
-def build_paper_runs(runs: Path, name: str, densities=(0.8, 0.64), per_level=3, warmup=2,
-                     final_epochs=4, settings=True):
+def build_paper_runs(
+    runs: Path,
+    name: str,
+    densities=(0.8, 0.64),
+    per_level=3,
+    warmup=2,
+    final_epochs=4,
+    settings=True,
+):
     """Mimic main.py: warm up, save init; per level train, prune, save mask list and model;
     then the final training. Returns the trained states and the masks each level trained with."""
     torch.manual_seed(0)
@@ -459,18 +514,40 @@ def build_paper_runs(runs: Path, name: str, densities=(0.8, 0.64), per_level=3, 
             m.mask = torch.where((m.weight * m.mask).abs() <= threshold, 0.0, 1.0)
         torch.save([m.mask for m in layers], runs / f"mask_{name}_{level}.pt")
         torch.save(net.state_dict(), runs / f"model_{name}_{level}.pt")
-        net.load_state_dict({**net.state_dict(), **{k: v for k, v in torch.load(
-            runs / f"model_{name}_init.pt", weights_only=True).items() if k.endswith(("weight", "bias"))}})
+        net.load_state_dict(
+            {
+                **net.state_dict(),
+                **{
+                    k: v
+                    for k, v in torch.load(
+                        runs / f"model_{name}_init.pt", weights_only=True
+                    ).items()
+                    if k.endswith(("weight", "bias"))
+                },
+            }
+        )
     torch.save([m.mask for m in layers], runs / f"mask_{name}.pt")
     train(final_epochs)
     torch.save(net.state_dict(), runs / f"model_{name}_trained.pt")
     torch.save(val_acc, runs / f"val_acc_{name}.pt")
     if settings:
         args = argparse.Namespace(
-            set="cifar10", seed=7, warmup=True, warmup_epochs=warmup, final_prune_epoch=per_level,
-            threshold_list=list(densities), epochs=final_epochs, start_epoch=0, pruner="mag",
-            reset_weights=True, reset_only_bn=False, load_before_prune=False,
-            multigpu=[0], name=name, lr=0.1)
+            set="cifar10",
+            seed=7,
+            warmup=True,
+            warmup_epochs=warmup,
+            final_prune_epoch=per_level,
+            threshold_list=list(densities),
+            epochs=final_epochs,
+            start_epoch=0,
+            pruner="mag",
+            reset_weights=True,
+            reset_only_bn=False,
+            load_before_prune=False,
+            multigpu=[0],
+            name=name,
+            lr=0.1,
+        )
         folder = runs / "resnet18-cifar" / name / "prune_rate=0.0"
         folder.mkdir(parents=True)
         (folder / "settings.txt").write_text(str(args))
@@ -489,12 +566,24 @@ def test_paper_code_import(tmp_path, capsys):
     for level, (state, used) in enumerate(zip(trained, masks_used, strict=True)):
         path = out / f"level_{level:03d}.safetensors"
         t = load_file(str(path))
-        assert set(t) == {"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias",
-                          "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
-                          "linear.weight", "linear.bias", "mask/conv1.weight", "mask/linear.weight"}
+        assert set(t) == {
+            "conv1.weight",
+            "conv1.bias",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "bn1.num_batches_tracked",
+            "linear.weight",
+            "linear.bias",
+            "mask/conv1.weight",
+            "mask/linear.weight",
+        }
         for name_, mask in zip(("conv1.weight", "linear.weight"), used, strict=True):
             np.testing.assert_array_equal(t[f"mask/{name_}"], mask.astype(np.uint8))
-            np.testing.assert_array_equal(t[name_], np.where(mask == 1, state[f"module.{name_}"], 0))
+            np.testing.assert_array_equal(
+                t[name_], np.where(mask == 1, state[f"module.{name_}"], 0)
+            )
         md = meta(path)
         assert md["method"] == "imp"
         assert float(md["test_acc"]) == pytest.approx(expected_acc[level])
@@ -511,12 +600,16 @@ def test_paper_code_import(tmp_path, capsys):
     assert "seed" not in cfg["source_config"] and "name" not in cfg["source_config"]
     assert cfg["imported_from"]["name"] == name
     assert [lv["source"] for lv in m["levels"]] == [
-        f"model_{name}_0.pt", f"model_{name}_1.pt", f"model_{name}_trained.pt"]
+        f"model_{name}_0.pt",
+        f"model_{name}_1.pt",
+        f"model_{name}_trained.pt",
+    ]
     assert any("warm-up" in n for n in m["notes"]) and any("--init" in n for n in m["notes"])
     code, stdout, err = run_inproc(capsys, "flips", out, "--reference", "rewind", "-f", "json")
     assert code == 0, err
     assert [r["alive"] for r in json.loads(stdout)["levels"]] == [
-        int(sum(m.sum() for m in used)) for used in masks_used]
+        int(sum(m.sum() for m in used)) for used in masks_used
+    ]
 
 
 def test_paper_code_choose_name_and_init(tmp_path, capsys):
@@ -527,24 +620,39 @@ def test_paper_code_choose_name_and_init(tmp_path, capsys):
     assert code == 2 and "lrr-a, lrr-b" in err and "--name" in err
 
     out = tmp_path / "r"
-    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", out, "--name", "lrr-b",
-                              "--init", runs / "model_lrr-b_init.pt", "--method", "lrr")
+    code, _, err = run_inproc(
+        capsys,
+        "import",
+        "paper-code",
+        runs,
+        "--out",
+        out,
+        "--name",
+        "lrr-b",
+        "--init",
+        runs / "model_lrr-b_init.pt",
+        "--method",
+        "lrr",
+    )
     assert code == 0, err
     assert len(list(out.glob("level_*.safetensors"))) == 2
     init = load_file(str(out / "init.safetensors"))
-    np.testing.assert_array_equal(init["conv1.weight"],
-                                  load_file(str(out / "rewind.safetensors"))["conv1.weight"])
+    np.testing.assert_array_equal(
+        init["conv1.weight"], load_file(str(out / "rewind.safetensors"))["conv1.weight"]
+    )
     m = manifest(out)
     assert m["config"]["method"] == "lrr" and m["config"]["seed"] is None
     assert m["levels"][0]["test_acc"] is None
     assert m["references"]["init"]["source"] == "model_lrr-b_init.pt"
 
     (runs / "mask_lrr-a_0.pt").unlink()
-    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", tmp_path / "r4",
-                              "--name", "lrr-a")
+    code, _, err = run_inproc(
+        capsys, "import", "paper-code", runs, "--out", tmp_path / "r4", "--name", "lrr-a"
+    )
     assert code == 1 and "mask_lrr-a_0.pt: file not found" in err
 
     torch.save([torch.ones(2, 1, 3, 3)], runs / "mask_lrr-a_0.pt")
-    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", tmp_path / "r4",
-                              "--name", "lrr-a")
+    code, _, err = run_inproc(
+        capsys, "import", "paper-code", runs, "--out", tmp_path / "r4", "--name", "lrr-a"
+    )
     assert code == 1 and "holds 1 masks" in err and not (tmp_path / "r4").exists()

@@ -20,8 +20,10 @@ W = {"fc.weight": np.ones((2, 2), np.float32)}
 HALF = 4.302653 * 0.02 / math.sqrt(3)
 
 
-@pytest.mark.parametrize("df,want", [(1, 12.706205), (2, 4.302653), (4, 2.776445),
-                                     (10, 2.228139), (30, 2.042272), (200, 1.971896)])
+@pytest.mark.parametrize(
+    "df,want",
+    [(1, 12.706205), (2, 4.302653), (4, 2.776445), (10, 2.228139), (30, 2.042272), (200, 1.971896)],
+)
 def test_t_quantile(df, want):
     assert t_quantile(0.975, df) == pytest.approx(want, abs=2e-6)
 
@@ -35,16 +37,35 @@ def test_mean_ci_edges():
 
 def _run(path, method, seed, accs, **config):
     masks = [{"fc.weight": np.array([[1, 1], [1, 1]])}, {"fc.weight": np.array([[1, 1], [1, 0]])}]
-    return write_run(path, [W, W][: len(accs)], W, masks=masks[: len(accs)], method=method, seed=seed,
-                     test_acc=accs, config=config)
+    return write_run(
+        path,
+        [W, W][: len(accs)],
+        W,
+        masks=masks[: len(accs)],
+        method=method,
+        seed=seed,
+        test_acc=accs,
+        config=config,
+    )
 
 
 def test_acc_by_hand(tmp_path):
-    runs = [_run(tmp_path / f"lrr{s}", "lrr", s, [a, a - 0.1]) for s, a in enumerate([0.90, 0.92, 0.94])]
+    runs = [
+        _run(tmp_path / f"lrr{s}", "lrr", s, [a, a - 0.1]) for s, a in enumerate([0.90, 0.92, 0.94])
+    ]
     runs.append(_run(tmp_path / "imp0", "imp", 0, [0.91, 0.8]))
     t = signscope.acc(runs)
     acc = t["accuracy"]
-    assert acc.columns == ["method", "level", "density", "sparsity", "replicates", "mean", "ci_low", "ci_high"]
+    assert acc.columns == [
+        "method",
+        "level",
+        "density",
+        "sparsity",
+        "replicates",
+        "mean",
+        "ci_low",
+        "ci_high",
+    ]
     lrr0 = acc.filter((acc["method"] == "lrr") & (acc["level"] == 0)).row(0, named=True)
     assert lrr0["replicates"] == 3
     assert lrr0["mean"] == pytest.approx(0.92)

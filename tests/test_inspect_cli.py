@@ -25,6 +25,7 @@ def cli(capsys, monkeypatch):
         out, err = capsys.readouterr()
         assert rc == 0, err
         return out, err
+
     return run
 
 
@@ -34,20 +35,33 @@ def runs(tmp_path_factory):
     made = {}
     for method in ("lrr", "imp"):
         for seed in (0, 1):
-            made[f"{method}{seed}"] = random_run(root / f"{method}{seed}", seed=seed, method=method,
-                                                 n_levels=3, bf16=method == "imp")
+            made[f"{method}{seed}"] = random_run(
+                root / f"{method}{seed}", seed=seed, method=method, n_levels=3, bf16=method == "imp"
+            )
     return root, made
 
 
 def test_flips_json_matches_spec_section_4(runs):
     root, made = runs
-    proc = subprocess.run([sys.executable, "-m", "signscope", "flips", "lrr0", "imp0", "--format", "json"],
-                          capture_output=True, text=True, cwd=root, env={**os.environ, "COLUMNS": "80"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "signscope", "flips", "lrr0", "imp0", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert proc.returncode == 0, proc.stderr
     out, err = proc.stdout, proc.stderr
     data = json.loads(out)
     assert list(data) == ["levels", "last_flip", "flip_count"]
-    assert list(data["levels"][0]) == ["run", "level", "density", "alive", "flips_prev", "flips_init"]
+    assert list(data["levels"][0]) == [
+        "run",
+        "level",
+        "density",
+        "alive",
+        "flips_prev",
+        "flips_init",
+    ]
     assert list(data["last_flip"][0]) == ["run", "last_flip", "count"]
     assert list(data["flip_count"][0]) == ["run", "flip_count", "count"]
     # `run` is the path as given; flips_prev is null at level 0.
@@ -66,18 +80,57 @@ def test_fast_exit_keeps_exit_codes_and_output(runs):
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
     table = subprocess.run([*cmd, "show", "lrr0"], capture_output=True, text=True, cwd=root)
     assert table.returncode == 0 and "level" in table.stdout, table.stderr
-    piped = subprocess.run(" ".join([*cmd, "flips", "lrr0", "imp0", "lrr1", "imp1", "--per-layer", "--format", "json", "|", "head", "-c", "5"]),
-                           shell=True, capture_output=True, text=True, cwd=root)
+    piped = subprocess.run(
+        " ".join(
+            [
+                *cmd,
+                "flips",
+                "lrr0",
+                "imp0",
+                "lrr1",
+                "imp1",
+                "--per-layer",
+                "--format",
+                "json",
+                "|",
+                "head",
+                "-c",
+                "5",
+            ]
+        ),
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
     assert len(piped.stdout) == 5
     assert "Traceback" not in piped.stderr and "Exception ignored" not in piped.stderr
 
 
 def test_flips_options(runs, cli):
     root, _ = runs
-    out, _ = cli("flips", "lrr0", "--per-layer", "--at-level", "1", "--reference", "rewind",
-                  "-f", "json", cwd=root)
+    out, _ = cli(
+        "flips",
+        "lrr0",
+        "--per-layer",
+        "--at-level",
+        "1",
+        "--reference",
+        "rewind",
+        "-f",
+        "json",
+        cwd=root,
+    )
     data = json.loads(out)
-    assert list(data["levels"][0]) == ["run", "layer", "level", "density", "alive", "flips_prev", "flips_init"]
+    assert list(data["levels"][0]) == [
+        "run",
+        "layer",
+        "level",
+        "density",
+        "alive",
+        "flips_prev",
+        "flips_init",
+    ]
     assert {r["level"] for r in data["levels"]} == {0, 1}
     assert {r["layer"] for r in data["last_flip"]} == {"*", "conv1.weight", "fc.weight"}
 
@@ -94,8 +147,11 @@ def test_csv_and_parquet_write_one_file_per_table(runs, cli, tmp_path, fmt):
     _, err = cli("flips", "lrr0", "imp1", "--format", fmt, "--out", tmp_path / "o", cwd=root)
     files = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert files == [f"flip_count.{fmt}", f"last_flip.{fmt}", f"levels.{fmt}"]
-    df = pl.read_csv(tmp_path / "o" / f"levels.{fmt}") if fmt == "csv" else pl.read_parquet(
-        tmp_path / "o" / f"levels.{fmt}")
+    df = (
+        pl.read_csv(tmp_path / "o" / f"levels.{fmt}")
+        if fmt == "csv"
+        else pl.read_parquet(tmp_path / "o" / f"levels.{fmt}")
+    )
     assert df.columns == ["run", "level", "density", "alive", "flips_prev", "flips_init"]
     assert df.height == 6
     assert err.startswith("wrote ")
@@ -105,8 +161,16 @@ def test_masks_and_signs(runs, cli):
     root, _ = runs
     out, _ = cli("masks", "lrr0", "imp0", "--per-layer", "-f", "json", cwd=root)
     rows = json.loads(out)["masks"]
-    assert list(rows[0]) == ["run_a", "run_b", "level", "layer", "intersection", "union", "jaccard",
-                             "jaccard_chance"]
+    assert list(rows[0]) == [
+        "run_a",
+        "run_b",
+        "level",
+        "layer",
+        "intersection",
+        "union",
+        "jaccard",
+        "jaccard_chance",
+    ]
     assert rows[0]["layer"] == "*" and rows[0]["jaccard"] == 1.0  # level 0: both dense
     out, _ = cli("signs", "lrr0", "lrr0", "-f", "json", cwd=root)
     rows = json.loads(out)["signs"]
@@ -120,7 +184,9 @@ def test_bn(runs, cli):
     data = json.loads(out)
     assert list(data) == ["bn", "bn_hist"]
     assert [(r["run"], r["level"], r["layer"], r["count"]) for r in data["bn"]] == [
-        ("lrr0", 1, "bn1", 4), ("imp0", 1, "bn1", 4)]
+        ("lrr0", 1, "bn1", 4),
+        ("imp0", 1, "bn1", 4),
+    ]
     assert list(data["bn_hist"][0]) == ["run", "level", "layer", "bin_low", "bin_high", "count"]
 
 
@@ -129,7 +195,16 @@ def test_acc(runs, cli):
     out, _ = cli("acc", "lrr0", "lrr1", "imp0", "imp1", "-f", "json", cwd=root)
     data = json.loads(out)
     acc = data["accuracy"]
-    assert list(acc[0]) == ["method", "level", "density", "sparsity", "replicates", "mean", "ci_low", "ci_high"]
+    assert list(acc[0]) == [
+        "method",
+        "level",
+        "density",
+        "sparsity",
+        "replicates",
+        "mean",
+        "ci_low",
+        "ci_high",
+    ]
     assert {(r["method"], r["replicates"]) for r in acc} == {("lrr", 2), ("imp", 2)}
     assert all(r["ci_low"] < r["mean"] < r["ci_high"] for r in acc)
     assert len(data["runs"]) == 12

@@ -26,7 +26,10 @@ A = np.array
 
 def _run(path, a_mask, a_w, b_mask, b_w, method):
     init = {"a.weight": np.ones((2, 2), np.float32), "b.weight": np.ones((4, 1), np.float32)}
-    level = {"a.weight": A(a_w, np.float32).reshape(2, 2), "b.weight": A(b_w, np.float32).reshape(4, 1)}
+    level = {
+        "a.weight": A(a_w, np.float32).reshape(2, 2),
+        "b.weight": A(b_w, np.float32).reshape(4, 1),
+    }
     masks = [{"a.weight": A(a_mask).reshape(2, 2), "b.weight": A(b_mask).reshape(4, 1)}]
     return write_run(path, [level], init, masks=masks, method=method)
 
@@ -41,8 +44,16 @@ def pair(tmp_path):
 def test_masks_by_hand(pair):
     a, b = pair
     df = signscope.masks(a, b, per_layer=True)
-    assert df.columns == ["run_a", "run_b", "level", "layer", "intersection", "union", "jaccard",
-                          "jaccard_chance"]
+    assert df.columns == [
+        "run_a",
+        "run_b",
+        "level",
+        "layer",
+        "intersection",
+        "union",
+        "jaccard",
+        "jaccard_chance",
+    ]
     got = {r["layer"]: r for r in df.iter_rows(named=True)}
     assert (got["*"]["intersection"], got["*"]["union"]) == (2, 5)
     assert got["*"]["jaccard"] == pytest.approx(0.4)
@@ -65,7 +76,9 @@ def test_signs_by_hand(pair):
     a, b = pair
     df = signscope.signs(a, b, per_layer=True)
     assert df.columns == ["run_a", "run_b", "level", "layer", "both_alive", "agree", "agreement"]
-    got = {r["layer"]: (r["both_alive"], r["agree"], r["agreement"]) for r in df.iter_rows(named=True)}
+    got = {
+        r["layer"]: (r["both_alive"], r["agree"], r["agreement"]) for r in df.iter_rows(named=True)
+    }
     assert got == {"*": (2, 1, 0.5), "a.weight": (2, 1, 0.5), "b.weight": (0, 0, None)}
 
 
@@ -87,8 +100,12 @@ def test_levels_compared_are_those_in_both(tmp_path):
 
 def test_different_architectures_are_refused(tmp_path):
     a = random_run(tmp_path / "a", seed=1)
-    b = random_run(tmp_path / "b", seed=1, shapes={"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 8)})
-    with pytest.raises(signscope.SignscopeError, match=r"different architectures.*'fc.weight' is 10x16 vs 10x8"):
+    b = random_run(
+        tmp_path / "b", seed=1, shapes={"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 8)}
+    )
+    with pytest.raises(
+        signscope.SignscopeError, match=r"different architectures.*'fc.weight' is 10x16 vs 10x8"
+    ):
         signscope.masks(a, b)
     with pytest.raises(signscope.SignscopeError, match=r"different architectures"):
         signscope.signs(a, b)
@@ -98,12 +115,19 @@ def test_any_nonzero_mask_byte_means_alive(tmp_path):
     """Masks from other tools may hold 255 (or bool bytes other than 1): nonzero is alive."""
     a = _run(tmp_path / "A", [1, 1, 0, 0], [2, -1, 0, 0], [1, 0, 0, 0], [3, 0, 0, 0], "lrr")
     folder = tmp_path / "B"
-    weights = {"a.weight": np.array([[2, -1], [0, 0]], np.float32),
-               "b.weight": np.array([[3], [0], [0], [0]], np.float32)}
+    weights = {
+        "a.weight": np.array([[2, -1], [0, 0]], np.float32),
+        "b.weight": np.array([[3], [0], [0], [0]], np.float32),
+    }
     write_safetensors(folder / "init.safetensors", weights)
-    write_safetensors(folder / "ckpt.safetensors", {
-        **weights, "mask/a.weight": np.array([[255, 255], [0, 0]], np.uint8),
-        "mask/b.weight": np.array([[7], [0], [0], [0]], np.uint8)})
+    write_safetensors(
+        folder / "ckpt.safetensors",
+        {
+            **weights,
+            "mask/a.weight": np.array([[255, 255], [0, 0]], np.uint8),
+            "mask/b.weight": np.array([[7], [0], [0], [0]], np.uint8),
+        },
+    )
     assert signscope.masks(a, folder)["jaccard"].to_list() == [1.0]
     assert signscope.signs(a, folder)["agreement"].to_list() == [1.0]
     assert signscope.open_run(folder).summary()["alive"].to_list() == [3]

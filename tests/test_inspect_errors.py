@@ -42,10 +42,15 @@ def test_missing_path(tmp_path):
     with pytest.raises(RunFormatError, match="no such file or folder"):
         signscope.open_run(tmp_path / "nope")
     # The real executable once: one line on stderr, exit status 1, nothing on stdout.
-    proc = subprocess.run([sys.executable, "-m", "signscope", "flips", str(tmp_path / "nope")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "signscope", "flips", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.stdout == ""
-    _assert_one_error_line(proc.returncode, proc.stderr, str(tmp_path / "nope"), "no such file or folder")
+    _assert_one_error_line(
+        proc.returncode, proc.stderr, str(tmp_path / "nope"), "no such file or folder"
+    )
 
 
 def test_folder_without_checkpoints(tmp_path):
@@ -68,19 +73,32 @@ def test_truncated_checkpoint(tmp_path):
     victim = run / "level_001.safetensors"
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) - 10])
-    with pytest.raises(RunFormatError, match=r"level_001\.safetensors: truncated: tensor '.*' needs bytes"):
+    with pytest.raises(
+        RunFormatError, match=r"level_001\.safetensors: truncated: tensor '.*' needs bytes"
+    ):
         signscope.open_run(run)
     rc, _, err = _cli("flips", run, "--format", "json")
     _assert_one_error_line(rc, err, "level_001.safetensors", "truncated")
 
 
-@pytest.mark.parametrize("damage,needle", [
-    (lambda d: d[:5], "too short"),
-    (lambda d: struct.pack("<Q", 10**12) + d[8:], "header claims"),
-    (lambda d: d[:8] + b"{not json" + d[17:], "not JSON"),
-    (lambda d: d[:8] + b"[" + b" " * (struct.unpack("<Q", d[:8])[0] - 2) + b"]" + d[8 + struct.unpack("<Q", d[:8])[0]:],
-     "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (lambda d: d[:5], "too short"),
+        (lambda d: struct.pack("<Q", 10**12) + d[8:], "header claims"),
+        (lambda d: d[:8] + b"{not json" + d[17:], "not JSON"),
+        (
+            lambda d: (
+                d[:8]
+                + b"["
+                + b" " * (struct.unpack("<Q", d[:8])[0] - 2)
+                + b"]"
+                + d[8 + struct.unpack("<Q", d[:8])[0] :]
+            ),
+            "not a JSON object",
+        ),
+    ],
+)
 def test_corrupt_header(tmp_path, damage, needle):
     run = write_run(tmp_path / "r", [W, W], W)
     victim = run / "level_000.safetensors"
@@ -93,7 +111,9 @@ def test_corrupt_header(tmp_path, damage, needle):
 def test_header_that_lies_about_sizes(tmp_path):
     path = tmp_path / "p" / "a.safetensors"
     path.parent.mkdir()
-    head = json.dumps({"w.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}}).encode()
+    head = json.dumps(
+        {"w.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}}
+    ).encode()
     path.write_bytes(struct.pack("<Q", len(head)) + head + b"\0" * 12)
     with pytest.raises(RunFormatError, match=r"should take 16 bytes, the header gives 12"):
         signscope.open_run(path.parent)
@@ -110,19 +130,29 @@ def test_unknown_dtype(tmp_path):
 
 def test_tensor_names_differ_between_levels(tmp_path):
     run = write_run(tmp_path / "r", [W, W], W)
-    write_safetensors(run / "level_001.safetensors", {**W, "extra.bias": np.zeros(2, np.float32),
-                                                      "mask/fc.weight": np.ones((2, 2), np.uint8)})
-    with pytest.raises(RunFormatError, match=r"level_001.safetensors: tensor names differ from "
-                                             r"level_000.safetensors: has extra extra.bias"):
+    write_safetensors(
+        run / "level_001.safetensors",
+        {**W, "extra.bias": np.zeros(2, np.float32), "mask/fc.weight": np.ones((2, 2), np.uint8)},
+    )
+    with pytest.raises(
+        RunFormatError,
+        match=r"level_001.safetensors: tensor names differ from "
+        r"level_000.safetensors: has extra extra.bias",
+    ):
         signscope.open_run(run)
 
 
 def test_shapes_differ_between_levels(tmp_path):
     run = write_run(tmp_path / "r", [W, W], W)
-    write_safetensors(run / "level_001.safetensors",
-                      {"fc.weight": np.ones((2, 3), np.float32), "mask/fc.weight": np.ones((2, 3), np.uint8)})
-    with pytest.raises(RunFormatError, match=r"level_001.safetensors: tensor 'fc.weight' is F32 2x3 "
-                                             r"but F32 2x2 in level_000.safetensors"):
+    write_safetensors(
+        run / "level_001.safetensors",
+        {"fc.weight": np.ones((2, 3), np.float32), "mask/fc.weight": np.ones((2, 3), np.uint8)},
+    )
+    with pytest.raises(
+        RunFormatError,
+        match=r"level_001.safetensors: tensor 'fc.weight' is F32 2x3 "
+        r"but F32 2x2 in level_000.safetensors",
+    ):
         signscope.open_run(run)
     rc, _, err = _cli("flips", run)
     _assert_one_error_line(rc, err, "fc.weight", "2x3")
@@ -131,7 +161,9 @@ def test_shapes_differ_between_levels(tmp_path):
 def test_reference_with_other_shape(tmp_path):
     run = write_run(tmp_path / "r", [W], W)
     write_safetensors(run / "init.safetensors", {"fc.weight": np.ones((3, 2), np.float32)})
-    with pytest.raises(RunFormatError, match=r"init.safetensors: tensor 'fc.weight' is 3x2 but 2x2"):
+    with pytest.raises(
+        RunFormatError, match=r"init.safetensors: tensor 'fc.weight' is 3x2 but 2x2"
+    ):
         signscope.open_run(run)
 
 
@@ -150,7 +182,9 @@ def test_nan_and_inf_in_weights(tmp_path, bad, fmt):
     broken = {"fc.weight": good["fc.weight"].copy()}
     broken["fc.weight"][0, 1] = bad
     run = write_run(tmp_path / "r", [good, broken], good, bf16=fmt == "bf16")
-    with pytest.raises(RunFormatError, match=r"level_001.safetensors: tensor 'fc.weight' holds NaN or inf"):
+    with pytest.raises(
+        RunFormatError, match=r"level_001.safetensors: tensor 'fc.weight' holds NaN or inf"
+    ):
         signscope.open_run(run).flips()
     with pytest.raises(RunFormatError, match="holds NaN or inf"):
         signscope.signs(run, run)
@@ -176,7 +210,9 @@ def test_nan_in_reference(tmp_path):
 
 def test_mask_with_wrong_dtype_or_shape(tmp_path):
     folder = tmp_path / "p"
-    write_safetensors(folder / "a.safetensors", {**W, "mask/fc.weight": np.ones((2, 2), np.float32)})
+    write_safetensors(
+        folder / "a.safetensors", {**W, "mask/fc.weight": np.ones((2, 2), np.float32)}
+    )
     with pytest.raises(RunFormatError, match=r"mask 'mask/fc.weight' has dtype F32"):
         signscope.open_run(folder)
     write_safetensors(folder / "a.safetensors", {**W, "mask/fc.weight": np.ones((4,), np.uint8)})
@@ -186,7 +222,9 @@ def test_mask_with_wrong_dtype_or_shape(tmp_path):
 
 def test_different_architectures_from_the_cli(tmp_path):
     a = random_run(tmp_path / "a", seed=1)
-    b = random_run(tmp_path / "b", seed=1, shapes={"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 8)})
+    b = random_run(
+        tmp_path / "b", seed=1, shapes={"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 8)}
+    )
     rc, _, err = _cli("masks", a, b)
     _assert_one_error_line(rc, err, "different architectures", str(a), str(b))
 

@@ -47,10 +47,18 @@ MASKS = [
 @pytest.fixture(params=["f32", "f16", "bf16", "f64"])
 def hand_run(request, tmp_path):
     """The run above in every supported dtype (magnitudes scaled: signs are what count)."""
-    dtype = {"f32": np.float32, "f16": np.float16, "bf16": np.float32, "f64": np.float64}[request.param]
+    dtype = {"f32": np.float32, "f16": np.float16, "bf16": np.float32, "f64": np.float64}[
+        request.param
+    ]
     conv = lambda d: {k: (v * 0.37).astype(dtype) for k, v in d.items()}  # noqa: E731
-    return write_run(tmp_path / "hand", [conv(lv) for lv in LEVELS], conv(INIT), masks=MASKS,
-                     rewind=conv(REWIND), bf16=request.param == "bf16")
+    return write_run(
+        tmp_path / "hand",
+        [conv(lv) for lv in LEVELS],
+        conv(INIT),
+        masks=MASKS,
+        rewind=conv(REWIND),
+        bf16=request.param == "bf16",
+    )
 
 
 def rows(df, *cols):
@@ -61,7 +69,10 @@ def test_levels_table(hand_run):
     t = signscope.open_run(hand_run).flips()
     assert t["levels"].columns == ["run", "level", "density", "alive", "flips_prev", "flips_init"]
     assert rows(t["levels"], "level", "alive", "flips_prev", "flips_init") == [
-        (0, 6, None, 2), (1, 5, 3, 3), (2, 4, 1, 2)]
+        (0, 6, None, 2),
+        (1, 5, 3, 3),
+        (2, 4, 1, 2),
+    ]
     assert t["levels"]["density"].to_list() == pytest.approx([1.0, 5 / 6, 4 / 6])
     assert set(t["levels"]["run"]) == {str(hand_run)}
 
@@ -86,7 +97,11 @@ def test_reference_rewind(hand_run):
     # Against the rewind signs: a0 -+*-*+* (3 flips, last 2); a1 -+*++ (1, 0);
     # a2 +-*+* (pruned at 2); b0 ++-*- (1, 1); b1 +-*-0 (1, 0).
     t = signscope.open_run(hand_run).flips(reference="rewind")
-    assert rows(t["levels"], "level", "flips_prev", "flips_init") == [(0, None, 4), (1, 3, 3), (2, 1, 3)]
+    assert rows(t["levels"], "level", "flips_prev", "flips_init") == [
+        (0, None, 4),
+        (1, 3, 3),
+        (2, 1, 3),
+    ]
     assert rows(t["last_flip"], "last_flip", "count") == [(0, 2), (1, 1), (2, 1)]
     assert rows(t["flip_count"], "flip_count", "count") == [(1, 3), (3, 1)]
 
@@ -97,18 +112,37 @@ def test_per_layer(hand_run):
     assert lv.columns == ["run", "layer", "level", "density", "alive", "flips_prev", "flips_init"]
     a = lv.filter(lv["layer"] == "a.weight")
     b = lv.filter(lv["layer"] == "b.weight")
-    assert rows(a, "level", "alive", "flips_prev", "flips_init") == [(0, 4, None, 2), (1, 3, 2, 2), (2, 2, 1, 1)]
-    assert rows(b, "level", "alive", "flips_prev", "flips_init") == [(0, 2, None, 0), (1, 2, 1, 1), (2, 2, 0, 1)]
+    assert rows(a, "level", "alive", "flips_prev", "flips_init") == [
+        (0, 4, None, 2),
+        (1, 3, 2, 2),
+        (2, 2, 1, 1),
+    ]
+    assert rows(b, "level", "alive", "flips_prev", "flips_init") == [
+        (0, 2, None, 0),
+        (1, 2, 1, 1),
+        (2, 2, 0, 1),
+    ]
     assert a["density"].to_list() == pytest.approx([1.0, 0.75, 0.5])
     # The global rows stay, under layer "*".
     assert rows(lv.filter(lv["layer"] == "*"), "level", "flips_prev") == [(0, None), (1, 3), (2, 1)]
     lf = t["last_flip"]
     assert rows(lf, "layer", "last_flip", "count") == [
-        ("*", -1, 1), ("*", 0, 1), ("*", 1, 1), ("*", 2, 1),
-        ("a.weight", 0, 1), ("a.weight", 2, 1), ("b.weight", -1, 1), ("b.weight", 1, 1)]
+        ("*", -1, 1),
+        ("*", 0, 1),
+        ("*", 1, 1),
+        ("*", 2, 1),
+        ("a.weight", 0, 1),
+        ("a.weight", 2, 1),
+        ("b.weight", -1, 1),
+        ("b.weight", 1, 1),
+    ]
     fc = t["flip_count"]
     assert rows(fc.filter(fc["layer"] != "*"), "layer", "flip_count", "count") == [
-        ("a.weight", 1, 1), ("a.weight", 2, 1), ("b.weight", 0, 1), ("b.weight", 1, 1)]
+        ("a.weight", 1, 1),
+        ("a.weight", 2, 1),
+        ("b.weight", 0, 1),
+        ("b.weight", 1, 1),
+    ]
 
 
 @pytest.mark.parametrize("chunk,workers", [(1, 1), (3, 2), (5, 2)])
@@ -134,11 +168,17 @@ def test_plain_run_natural_order(tmp_path):
     run = signscope.open_run(folder)
     assert run.kind == "plain"
     assert [c.path.name for c in map(run.checkpoint, run.levels)] == [
-        "ckpt_1.safetensors", "ckpt_2.safetensors", "ckpt_10.safetensors"]
+        "ckpt_1.safetensors",
+        "ckpt_2.safetensors",
+        "ckpt_10.safetensors",
+    ]
     t = run.flips()
     # b1 at level 2 is zero, so in a plain run it is pruned: alive 3, and last_flip drops its -1.
     assert rows(t["levels"], "level", "alive", "flips_prev", "flips_init") == [
-        (0, 6, None, 2), (1, 5, 3, 3), (2, 3, 1, 2)]
+        (0, 6, None, 2),
+        (1, 5, 3, 3),
+        (2, 3, 1, 2),
+    ]
     assert rows(t["last_flip"], "last_flip", "count") == [(0, 1), (1, 1), (2, 1)]
 
 
@@ -147,7 +187,9 @@ def test_plain_run_without_reference_is_an_error(tmp_path):
     run = signscope.open_run(tmp_path / "p")
     with pytest.raises(signscope.SignscopeError, match=r"no init reference"):
         run.flips()
-    with pytest.raises(signscope.SignscopeError, match=r"no rewind reference \(rewind.safetensors\)"):
+    with pytest.raises(
+        signscope.SignscopeError, match=r"no rewind reference \(rewind.safetensors\)"
+    ):
         run.flips(reference="rewind")
 
 

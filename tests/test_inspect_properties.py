@@ -15,8 +15,9 @@ from runfactory import from_bf16_bytes, to_bf16_bytes, write_run, write_safetens
 import signscope
 from signscope.metrics import stream
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 SHAPES = {"conv.weight": (3, 2, 2, 2), "fc.weight": (5, 7)}
 
 
@@ -39,8 +40,12 @@ def _random_levels(seed: int, n_levels: int, nested: bool, zero_alive: bool):
             cur[n][cur[n] == 0] = np.float32(0.5)
             if zero_alive:
                 cur[n][rng.random(s) < 0.05] = 0
-        levels.append({n: (np.where(masks_now[n], a, 0) if n in SHAPES else a).astype(np.float32)
-                       for n, a in cur.items()})
+        levels.append(
+            {
+                n: (np.where(masks_now[n], a, 0) if n in SHAPES else a).astype(np.float32)
+                for n, a in cur.items()
+            }
+        )
         masks.append({n: m.copy() for n, m in masks_now.items()})
     return init, levels, masks
 
@@ -62,8 +67,12 @@ def _expected(init, levels, masks, names):
         prev = s
     last_hist, count_hist = {}, {}
     for n in names:
-        traj = [_signs(init[n]).ravel()] + [(_signs(w[n]) * m[n]).ravel() for w, m in zip(levels, masks, strict=True)]
-        flips = np.stack([(traj[k - 1] * traj[k]) < 0 for k in range(1, len(traj))])  # [level, weight]
+        traj = [_signs(init[n]).ravel()] + [
+            (_signs(w[n]) * m[n]).ravel() for w, m in zip(levels, masks, strict=True)
+        ]
+        flips = np.stack(
+            [(traj[k - 1] * traj[k]) < 0 for k in range(1, len(traj))]
+        )  # [level, weight]
         count = flips.sum(0)
         last = np.where(flips.any(0), flips.shape[0] - 1 - np.argmax(flips[::-1], axis=0), -1)
         final = masks[-1][n].ravel().astype(bool)
@@ -79,9 +88,17 @@ def _table(df, *cols):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), n_levels=st.integers(1, 5), nested=st.booleans(),
-       zero_alive=st.booleans(), chunk=st.sampled_from([3, 16, 1 << 20]), workers=st.sampled_from([1, 2]))
-def test_flips_match_the_definitions(seed, n_levels, nested, zero_alive, chunk, workers, monkeypatch):
+@given(
+    seed=st.integers(0, 10_000),
+    n_levels=st.integers(1, 5),
+    nested=st.booleans(),
+    zero_alive=st.booleans(),
+    chunk=st.sampled_from([3, 16, 1 << 20]),
+    workers=st.sampled_from([1, 2]),
+)
+def test_flips_match_the_definitions(
+    seed, n_levels, nested, zero_alive, chunk, workers, monkeypatch
+):
     init, levels, masks = _random_levels(seed, n_levels, nested, zero_alive)
     with tempfile.TemporaryDirectory() as tmp, monkeypatch.context() as mp:
         mp.setattr(stream, "CHUNK", chunk)
@@ -101,14 +118,22 @@ def test_flips_match_the_definitions(seed, n_levels, nested, zero_alive, chunk, 
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), n_levels=st.integers(1, 4),
-       dtype=st.sampled_from(["f32", "f16", "bf16"]))
+@given(
+    seed=st.integers(0, 10_000),
+    n_levels=st.integers(1, 4),
+    dtype=st.sampled_from(["f32", "f16", "bf16"]),
+)
 def test_self_comparison_and_density(seed, n_levels, dtype):
     from runfactory import random_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = random_run(Path(tmp) / "r", seed=seed, n_levels=n_levels, bf16=dtype == "bf16",
-                          dtype=np.float16 if dtype == "f16" else np.float32)
+        path = random_run(
+            Path(tmp) / "r",
+            seed=seed,
+            n_levels=n_levels,
+            bf16=dtype == "bf16",
+            dtype=np.float16 if dtype == "f16" else np.float32,
+        )
         run = signscope.open_run(path)
         m = signscope.masks(run, run, per_layer=True)
         assert (m["jaccard"] == 1.0).all()
@@ -118,10 +143,13 @@ def test_self_comparison_and_density(seed, n_levels, dtype):
         # density matches the masks written in the files
         summary = run.summary()
         from signscope.tensordata import Handles, read_tensor
+
         with Handles() as h:
             for lvl in run.levels:
                 ck = run.checkpoint(lvl)
-                alive = sum(int(np.count_nonzero(read_tensor(h, ck, f"mask/{n}"))) for n in run.prunable)
+                alive = sum(
+                    int(np.count_nonzero(read_tensor(h, ck, f"mask/{n}"))) for n in run.prunable
+                )
                 total = sum(run.numel(n) for n in run.prunable)
                 row = summary.row(lvl, named=True)
                 assert row["alive"] == alive
@@ -141,7 +169,9 @@ def test_plain_run_equals_masked_run(seed, n_levels, bf16):
             for n in SHAPES:
                 lv[n][m[n] & (lv[n] == 0)] = np.float32(0.5)
     with tempfile.TemporaryDirectory() as tmp:
-        masked = signscope.open_run(write_run(Path(tmp) / "m", levels, init, masks=masks, bf16=bf16))
+        masked = signscope.open_run(
+            write_run(Path(tmp) / "m", levels, init, masks=masks, bf16=bf16)
+        )
         plain_dir = Path(tmp) / "p"
         for lvl, lv in enumerate(levels):
             write_safetensors(plain_dir / f"step_{lvl}.safetensors", lv, bf16=bf16)
@@ -151,7 +181,9 @@ def test_plain_run_equals_masked_run(seed, n_levels, bf16):
         a, b = masked.flips(per_layer=True), plain.flips(per_layer=True)
         for name in a:
             assert a[name].drop("run").equals(b[name].drop("run")), name
-        assert masked.summary().drop("run", "test_acc").equals(plain.summary().drop("run", "test_acc"))
+        assert (
+            masked.summary().drop("run", "test_acc").equals(plain.summary().drop("run", "test_acc"))
+        )
         assert signscope.masks(masked, plain)["jaccard"].to_list() == [1.0] * n_levels
 
 
@@ -165,8 +197,9 @@ def test_reads_at_any_file_offset_into_any_buffer(tmp_path, pad):
 
     rng = np.random.default_rng(pad)
     weight = rng.standard_normal((7, 9)).astype(np.float32)
-    path = write_safetensors(tmp_path / "x.safetensors",
-                             {"pad": np.zeros(pad, np.uint8), "w": weight})
+    path = write_safetensors(
+        tmp_path / "x.safetensors", {"pad": np.zeros(pad, np.uint8), "w": weight}
+    )
     ckpt = read_header(path)
     info = ckpt.tensors["w"]
     assert (info.begin - ckpt.tensors["pad"].begin) == pad
@@ -176,7 +209,7 @@ def test_reads_at_any_file_offset_into_any_buffer(tmp_path, pad):
             with Handles() as handles:
                 raw = handles.read(ckpt, info, start, count, buf)
             assert raw.nbytes == count * 4
-            np.testing.assert_array_equal(raw.view("<f4"), weight.ravel()[start:start + count])
+            np.testing.assert_array_equal(raw.view("<f4"), weight.ravel()[start : start + count])
     with Handles() as handles:
         values = stream.load(handles, ckpt, "w", None, 0, info.numel)
     np.testing.assert_array_equal(np.unpackbits(values.neg)[: info.numel], weight.ravel() < 0)

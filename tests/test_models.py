@@ -1,4 +1,4 @@
-"""Model registry, forward passes, initialisation and prunable parameters (issue 2, SPEC section 1)."""
+"""Model registry, forward passes, initialisation and prunable parameters (SPEC section 1)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ def test_forward_shape_and_prunable_parameters(name, channels, size):
     prunable = prunable_parameters(model)
     # The SPEC's rule for plain runs (floating, >= 2 dims, name ends in "weight") picks exactly
     # the conv and linear weights here, so both readings of "prunable" agree.
-    by_rule = [k for k, v in model.state_dict().items()
-               if v.is_floating_point() and v.dim() >= 2 and k.endswith("weight")]
+    by_rule = [
+        k
+        for k, v in model.state_dict().items()
+        if v.is_floating_point() and v.dim() >= 2 and k.endswith("weight")
+    ]
     assert list(prunable) == by_rule
     params = dict(model.named_parameters())
     assert all(prunable[k] is params[k] for k in prunable)
@@ -87,7 +90,9 @@ def test_init_is_kaiming_normal_and_seeded():
             assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
 
     def state(seed):
-        return build_model("convnet", 10, 1, 8, generator=torch.Generator().manual_seed(seed)).state_dict()
+        return build_model(
+            "convnet", 10, 1, 8, generator=torch.Generator().manual_seed(seed)
+        ).state_dict()
 
     a, b, c = state(3), state(3), state(4)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -107,8 +112,13 @@ def test_convnet_reaches_95_percent_on_digits():
     from trainers.data import batches, load_dataset
 
     ds = load_dataset("digits")
-    model = build_model("convnet", ds.num_classes, ds.in_channels, ds.image_size,
-                        generator=torch.Generator().manual_seed(0))
+    model = build_model(
+        "convnet",
+        ds.num_classes,
+        ds.in_channels,
+        ds.image_size,
+        generator=torch.Generator().manual_seed(0),
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
@@ -119,5 +129,7 @@ def test_convnet_reaches_95_percent_on_digits():
             opt.step()
     model.eval()
     with torch.no_grad():
-        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches(ds, 512, g, train=False))
+        correct = sum(
+            int((model(x).argmax(1) == y).sum()) for x, y in batches(ds, 512, g, train=False)
+        )
     assert correct / len(ds.test_y) >= 0.95

@@ -17,20 +17,33 @@ neuron = pytest.importorskip("trainers.neuron")
 
 pytestmark = pytest.mark.torch
 
-QUADRANT_COLUMNS = ["method", "a_sign", "w1_sign", "d", "runs", "success_rate", "ci_low", "ci_high",
-                    "mean_rel_error"]
+QUADRANT_COLUMNS = [
+    "method",
+    "a_sign",
+    "w1_sign",
+    "d",
+    "runs",
+    "success_rate",
+    "ci_low",
+    "ci_high",
+    "mean_rel_error",
+]
 # Small enough for a fast suite, large enough that d = 1 behaves as Theorem 2.1 says.
 SMALL = {"samples": 400, "runs": 4, "steps": 200}
 
 
 def signscope(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signscope", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def cell(table, method: str, a_sign: int, w1_sign: int) -> dict:
-    rows = [r for r in table.to_dicts()
-            if (r["method"], r["a_sign"], r["w1_sign"]) == (method, a_sign, w1_sign)]
+    rows = [
+        r
+        for r in table.to_dicts()
+        if (r["method"], r["a_sign"], r["w1_sign"]) == (method, a_sign, w1_sign)
+    ]
     assert len(rows) == 1
     return rows[0]
 
@@ -63,7 +76,9 @@ def test_hand_written_gradient_equals_autograd():
     y = torch.randn(3, 50, generator=gen, dtype=torch.float64)
     a = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    reference = 0.5 * ((a[:, None] * torch.relu(torch.einsum("bnk,bk->bn", x, w)) - y) ** 2).mean(-1)
+    reference = 0.5 * ((a[:, None] * torch.relu(torch.einsum("bnk,bk->bn", x, w)) - y) ** 2).mean(
+        -1
+    )
     reference.sum().backward()
     loss, grad_a, grad_w = neuron.loss_and_grad(a.detach(), w.detach(), x, y)
     torch.testing.assert_close(loss, reference.detach())
@@ -73,7 +88,9 @@ def test_hand_written_gradient_equals_autograd():
 
 def test_batched_gradient_descent_equals_separate_runs():
     data = neuron.draw_run(neuron.NeuronConfig(d=3, samples=100), run=0)
-    problems = [(data.x, data.y, *neuron.initial_params(data.w_init, s, t)) for s, t in neuron.QUADRANTS]
+    problems = [
+        (data.x, data.y, *neuron.initial_params(data.w_init, s, t)) for s, t in neuron.QUADRANTS
+    ]
     together = neuron.fit_gd(problems, steps=50, lr=1.5)
     for problem, (a, w) in zip(problems, together, strict=True):
         [(a_alone, w_alone)] = neuron.fit_gd([problem], steps=50, lr=1.5)
@@ -131,25 +148,62 @@ def test_same_seed_same_table_other_seed_other_draws():
 
 def test_cli_json_has_the_quadrants_table(capsys):
     # In-process: a second interpreter would pay torch's import again for the same check.
-    assert main(["neuron", "--d", "2", "--runs", "2", "--samples", "200", "--steps", "100",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "neuron",
+                "--d",
+                "2",
+                "--runs",
+                "2",
+                "--samples",
+                "200",
+                "--steps",
+                "100",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert list(data) == ["quadrants"]
     rows = data["quadrants"]
     assert len(rows) == 8
     assert all(list(row) == QUADRANT_COLUMNS for row in rows)
     assert {(r["method"], r["a_sign"], r["w1_sign"]) for r in rows} == {
-        (m, a, w) for m in ("imp", "lrr") for a in (1, -1) for w in (1, -1)}
-    assert all(r["d"] == 2 and r["runs"] == 2 and 0 <= r["ci_low"] <= r["success_rate"] <= r["ci_high"] <= 1
-               for r in rows)
+        (m, a, w) for m in ("imp", "lrr") for a in (1, -1) for w in (1, -1)
+    }
+    assert all(
+        r["d"] == 2
+        and r["runs"] == 2
+        and 0 <= r["ci_low"] <= r["success_rate"] <= r["ci_high"] <= 1
+        for r in rows
+    )
 
 
 def test_cli_subprocess_sweep_writes_csv_files(tmp_path):
     # Gradient descent keeps this subprocess clear of torch.optim, whose first use imports
     # torch._dynamo (seconds of CPU); LBFGS goes through the same command in-process above.
     out = tmp_path / "sweep"
-    proc = signscope("neuron", "--sweep-d", "1,3", "--runs", "1", "--samples", "100", "--steps", "50",
-                     "--optimizer", "gd", "--per-run", "--format", "csv", "--out", str(out))
+    proc = signscope(
+        "neuron",
+        "--sweep-d",
+        "1,3",
+        "--runs",
+        "1",
+        "--samples",
+        "100",
+        "--steps",
+        "50",
+        "--optimizer",
+        "gd",
+        "--per-run",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     with open(out / "quadrants.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -158,13 +212,16 @@ def test_cli_subprocess_sweep_writes_csv_files(tmp_path):
         assert len(list(csv.DictReader(fh))) == 2 * 2 * 4  # d values x methods x quadrants x 1 run
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--d", "3", "--sweep-d", "1,2"], "either --d or --sweep-d"),
-    (["--sweep-d", "1,x"], "--sweep-d '1,x'"),
-    (["--sweep-d", "2,2"], "listed twice"),
-    (["--lr", "0.5"], "--optimizer gd only"),
-    (["--runs", "0"], "--runs"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--d", "3", "--sweep-d", "1,2"], "either --d or --sweep-d"),
+        (["--sweep-d", "1,x"], "--sweep-d '1,x'"),
+        (["--sweep-d", "2,2"], "listed twice"),
+        (["--lr", "0.5"], "--optimizer gd only"),
+        (["--runs", "0"], "--runs"),
+    ],
+)
 def test_cli_usage_errors_are_one_line(capsys, args, message):
     assert main(["neuron", *args]) == 2
     err = capsys.readouterr().err

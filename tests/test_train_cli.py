@@ -20,13 +20,31 @@ pytestmark = pytest.mark.torch
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # The demo preset (convnet on digits), shortened.
-TINY = ["--preset", "demo", "--levels", "3", "--epochs", "1", "--lr-warmup-epochs", "0", "--batch-size", "128",
-        "--device", "cpu"]
+TINY = [
+    "--preset",
+    "demo",
+    "--levels",
+    "3",
+    "--epochs",
+    "1",
+    "--lr-warmup-epochs",
+    "0",
+    "--batch-size",
+    "128",
+    "--device",
+    "cpu",
+]
 
 
 def signscope(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signscope", *map(str, args)], capture_output=True,
-                          text=True, env=ENV, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+        **kw,
+    )
 
 
 def checkpoints(run: Path) -> dict[str, bytes]:
@@ -45,15 +63,22 @@ def reference(tmp_path_factory):
     from trainers.progress import Reporter
     from trainers.train import train
 
-    cfg = resolve_config("demo", dict(levels=3, epochs=1, lr_warmup_epochs=0, batch_size=128,
-                                           device="cpu"))
-    return train(cfg, tmp_path_factory.mktemp("ref") / "run", reporter=Reporter(Console(file=io.StringIO())))
+    cfg = resolve_config(
+        "demo", dict(levels=3, epochs=1, lr_warmup_epochs=0, batch_size=128, device="cpu")
+    )
+    return train(
+        cfg, tmp_path_factory.mktemp("ref") / "run", reporter=Reporter(Console(file=io.StringIO()))
+    )
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, capsys, reference):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "signscope", "train", *TINY, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "signscope", "train", *TINY, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     deadline = time.monotonic() + 240
     while not (out / "level_000.safetensors").exists():
         assert proc.poll() is None, "training ended before writing level 0"
@@ -61,7 +86,9 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, capsys, refere
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "level_002.safetensors").exists(), "the run finished before it could be killed"
+    assert not (out / "level_002.safetensors").exists(), (
+        "the run finished before it could be killed"
+    )
     assert json.loads((out / "run.json").read_text())["complete"] is False
 
     assert main(["train", *TINY, "--out", str(out)]) == 2  # a killed run is not overwritten either
@@ -77,8 +104,23 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, capsys, refere
 
 def test_subprocess_run_prints_epochs_and_one_line_per_level(tmp_path):
     out = tmp_path / "demo"
-    result = signscope("train", "--preset", "demo", "--method", "imp", "--levels", "2", "--epochs", "1",
-                       "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--out", out)
+    result = signscope(
+        "train",
+        "--preset",
+        "demo",
+        "--method",
+        "imp",
+        "--levels",
+        "2",
+        "--epochs",
+        "1",
+        "--lr-warmup-epochs",
+        "0",
+        "--rewind-epoch",
+        "0",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     summaries = [line for line in lines if line.startswith("level ") and "density" in line]
@@ -86,8 +128,12 @@ def test_subprocess_run_prints_epochs_and_one_line_per_level(tmp_path):
     assert len(summaries) == 2 and len(epochs) == 2
     assert lines[-1] == f"run written to {out}"
     config = json.loads((out / "run.json").read_text())["config"]
-    assert (config["method"], config["levels"], config["rewind_epoch"], config["lr_warmup_epochs"]) == \
-        ("imp", 2, 0, 0)
+    assert (
+        config["method"],
+        config["levels"],
+        config["rewind_epoch"],
+        config["lr_warmup_epochs"],
+    ) == ("imp", 2, 0, 0)
     assert (out / "init.safetensors").read_bytes()[8:] != b""
     # rewind epoch 0: the rewind point is the initial state.
     from safetensors.numpy import load_file
@@ -97,8 +143,26 @@ def test_subprocess_run_prints_epochs_and_one_line_per_level(tmp_path):
 
 
 def test_quiet_prints_only_the_summary_lines(tmp_path, capsys):
-    code = main(["train", "--preset", "demo", "--model", "mlp", "--levels", "2", "--epochs", "1",
-                 "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--quiet", "--out", str(tmp_path / "q")])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "demo",
+            "--model",
+            "mlp",
+            "--levels",
+            "2",
+            "--epochs",
+            "1",
+            "--lr-warmup-epochs",
+            "0",
+            "--rewind-epoch",
+            "0",
+            "--quiet",
+            "--out",
+            str(tmp_path / "q"),
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().err.splitlines()
     assert [line.split()[:2] for line in lines[:2]] == [["level", "0"], ["level", "1"]]
@@ -113,18 +177,25 @@ def test_cuda_request_without_cuda_is_a_clean_error(tmp_path, capsys):
     assert not (tmp_path / "cuda").exists()
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--preset", "cifar10-resnet50"], 1, "--preset 'cifar10-resnet50': unknown; choose one of demo"),
-    (["--model", "resnet20"], 1, "--model 'resnet20': unknown"),
-    (["--dataset", "imagenet2"], 1, "--dataset 'imagenet2': unknown"),
-    (["--dataset", "imagenet", "--data-root", "{tmp}"], 1, "no ImageNet at"),
-    (["--levels", "0"], 1, "--levels 0"),
-    (["--prune-fraction", "1.5"], 1, "--prune-fraction 1.5"),
-    (["--dataset", "cifar10", "--data-root", "{tmp}/nothing"], 1, "no CIFAR-10 at"),
-    (["--dataset", "tiny-imagenet", "--data-root", "{tmp}"], 1, "no Tiny ImageNet at"),
-    (["--method", "imp", "--bn-rewind"], 2, "--bn-rewind applies to --method lrr only"),
-    (["--synthetic-shape", "3x32"], 2, "--synthetic-shape"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (
+            ["--preset", "cifar10-resnet50"],
+            1,
+            "--preset 'cifar10-resnet50': unknown; choose one of demo",
+        ),
+        (["--model", "resnet20"], 1, "--model 'resnet20': unknown"),
+        (["--dataset", "imagenet2"], 1, "--dataset 'imagenet2': unknown"),
+        (["--dataset", "imagenet", "--data-root", "{tmp}"], 1, "no ImageNet at"),
+        (["--levels", "0"], 1, "--levels 0"),
+        (["--prune-fraction", "1.5"], 1, "--prune-fraction 1.5"),
+        (["--dataset", "cifar10", "--data-root", "{tmp}/nothing"], 1, "no CIFAR-10 at"),
+        (["--dataset", "tiny-imagenet", "--data-root", "{tmp}"], 1, "no Tiny ImageNet at"),
+        (["--method", "imp", "--bn-rewind"], 2, "--bn-rewind applies to --method lrr only"),
+        (["--synthetic-shape", "3x32"], 2, "--synthetic-shape"),
+    ],
+)
 def test_bad_options_give_one_error_line(tmp_path, capsys, args, code, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(["train", *args, "--out", str(tmp_path / "run")]) == code
@@ -137,8 +208,24 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    args = ["train", "--preset", "demo", "--model", "mlp", "--levels", "1", "--epochs", "1",
-            "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--quiet", "--out", str(out)]
+    args = [
+        "train",
+        "--preset",
+        "demo",
+        "--model",
+        "mlp",
+        "--levels",
+        "1",
+        "--epochs",
+        "1",
+        "--lr-warmup-epochs",
+        "0",
+        "--rewind-epoch",
+        "0",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 2
     assert "folder is not empty" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
@@ -148,8 +235,24 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it(tmp_path, capsys):
 
 def test_resume_refuses_a_changed_setting(tmp_path, capsys):
     out = tmp_path / "run"
-    base = ["train", "--preset", "demo", "--model", "mlp", "--levels", "1", "--epochs", "1",
-            "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--quiet", "--out", str(out)]
+    base = [
+        "train",
+        "--preset",
+        "demo",
+        "--model",
+        "mlp",
+        "--levels",
+        "1",
+        "--epochs",
+        "1",
+        "--lr-warmup-epochs",
+        "0",
+        "--rewind-epoch",
+        "0",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(base) == 0
     capsys.readouterr()
     assert main([*base, "--resume", "--lr", "0.05"]) == 2

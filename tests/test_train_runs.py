@@ -26,8 +26,15 @@ LEVELS = 4
 # Two epochs per level so the rewind point (end of epoch 1) differs from both the init and
 # the end of level 0. The MLP (with BatchNorm1d) keeps these runs well under a second each;
 # the convnet runs in test_train_cli.py.
-SMALL = dict(model="mlp", levels=LEVELS, epochs=2, lr_warmup_epochs=1, rewind_epoch=1, batch_size=128,
-             device="cpu")
+SMALL = dict(
+    model="mlp",
+    levels=LEVELS,
+    epochs=2,
+    lr_warmup_epochs=1,
+    rewind_epoch=1,
+    batch_size=128,
+    device="cpu",
+)
 
 
 def small_config(**kw):
@@ -41,6 +48,7 @@ def silent() -> Reporter:
 def record_starts(starts: dict):
     def on_level_start(level, model):
         starts[level] = {k: v.detach().cpu().clone().numpy() for k, v in model.state_dict().items()}
+
     return on_level_start
 
 
@@ -53,34 +61,70 @@ def runs(tmp_path_factory):
     assert torch.get_num_threads() == 1 or os.environ.get("OMP_NUM_THREADS") != "1"
     base = tmp_path_factory.mktemp("train")
     out, starts = {}, {}
-    for name, kw in {"imp": dict(method="imp"), "lrr": dict(method="lrr"),
-                     "bnr": dict(method="lrr", bn_rewind=True)}.items():
+    for name, kw in {
+        "imp": dict(method="imp"),
+        "lrr": dict(method="lrr"),
+        "bnr": dict(method="lrr", bn_rewind=True),
+    }.items():
         starts[name] = {}
-        out[name] = train(small_config(**kw), base / name, reporter=silent(),
-                          on_level_start=record_starts(starts[name]))
+        out[name] = train(
+            small_config(**kw),
+            base / name,
+            reporter=silent(),
+            on_level_start=record_starts(starts[name]),
+        )
     return out, starts
 
 
 def test_run_directory_follows_spec_section_2(runs):
     run = runs[0]["lrr"]
     names = sorted(p.name for p in run.iterdir())
-    assert names == sorted(["run.json", "metrics.jsonl", INIT_FILE, REWIND_FILE]
-                           + [level_filename(L) for L in range(LEVELS)])
+    assert names == sorted(
+        ["run.json", "metrics.jsonl", INIT_FILE, REWIND_FILE]
+        + [level_filename(L) for L in range(LEVELS)]
+    )
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["format"] == "signscope/1" and manifest["complete"] is True
     cfg = manifest["config"]
-    assert (cfg["method"], cfg["bn_rewind"], cfg["model"], cfg["dataset"], cfg["seed"], cfg["preset"]) == \
-        ("lrr", False, "mlp", "digits", 0, "demo")
-    for key in ("lr", "epochs", "lr_warmup_epochs", "rewind_epoch", "schedule", "batch_size",
-                "weight_decay", "momentum", "prune_fraction", "levels", "init_from"):
+    assert (
+        cfg["method"],
+        cfg["bn_rewind"],
+        cfg["model"],
+        cfg["dataset"],
+        cfg["seed"],
+        cfg["preset"],
+    ) == ("lrr", False, "mlp", "digits", 0, "demo")
+    for key in (
+        "lr",
+        "epochs",
+        "lr_warmup_epochs",
+        "rewind_epoch",
+        "schedule",
+        "batch_size",
+        "weight_decay",
+        "momentum",
+        "prune_fraction",
+        "levels",
+        "init_from",
+    ):
         assert key in cfg
     assert [s["level"] for s in manifest["levels"]] == list(range(LEVELS))
     assert all(0.9 < s["test_acc"] <= 1 for s in manifest["levels"])
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == LEVELS * 2
-    assert set(rows[0]) == {"level", "epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds"}
-    assert [(r["level"], r["epoch"]) for r in rows] == [(L, e) for L in range(LEVELS) for e in (1, 2)]
+    assert set(rows[0]) == {
+        "level",
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "seconds",
+    }
+    assert [(r["level"], r["epoch"]) for r in rows] == [
+        (L, e) for L in range(LEVELS) for e in (1, 2)
+    ]
 
 
 def test_levels_read_back_with_plain_safetensors(runs):
@@ -93,7 +137,11 @@ def test_levels_read_back_with_plain_safetensors(runs):
         tensors = load_file(path)
         with safe_open(path, "np") as fh:
             meta = fh.metadata()
-        assert meta["format"] == "signscope/1" and meta["level"] == str(level) and meta["method"] == "lrr"
+        assert (
+            meta["format"] == "signscope/1"
+            and meta["level"] == str(level)
+            and meta["method"] == "lrr"
+        )
         assert 0 < float(meta["test_acc"]) <= 1
         assert set(tensors) == set(init) | {f"mask/{n}" for n in prunable}
         alive = 0
@@ -131,13 +179,16 @@ def _expected_start(method, run, level, bn_rewind=False):
                 expected[k] = rewind[k]
     for k, m in current.items():
         if k.startswith("mask/"):
-            name = k[len("mask/"):]
-            expected[name] = np.where(m.astype(bool), expected[name], 0).astype(expected[name].dtype)
+            name = k[len("mask/") :]
+            expected[name] = np.where(m.astype(bool), expected[name], 0).astype(
+                expected[name].dtype
+            )
     return expected
 
 
-@pytest.mark.parametrize("name, method, bn_rewind", [("imp", "imp", False), ("lrr", "lrr", False),
-                                                     ("bnr", "lrr", True)])
+@pytest.mark.parametrize(
+    "name, method, bn_rewind", [("imp", "imp", False), ("lrr", "lrr", False), ("bnr", "lrr", True)]
+)
 def test_each_level_starts_from_specs_rule(runs, name, method, bn_rewind):
     run, starts = runs[0][name], runs[1][name]
     init = load_file(run / INIT_FILE)
@@ -192,8 +243,11 @@ def test_live_display_in_a_terminal(tmp_path):
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)
-    train(small_config(levels=2, epochs=1, lr_warmup_epochs=0, rewind_epoch=0), tmp_path / "live",
-          reporter=LiveReporter(console))
+    train(
+        small_config(levels=2, epochs=1, lr_warmup_epochs=0, rewind_epoch=0),
+        tmp_path / "live",
+        reporter=LiveReporter(console),
+    )
     text = buf.getvalue()
     assert "level 1/1  epoch 1/1" in text and "ETA" in text and "last epoch: loss" in text
     assert "level  1  density 0.8000" in text

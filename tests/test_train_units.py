@@ -39,7 +39,10 @@ def test_imagenet_step_schedule_follows_a3_iii():
     assert lrs[10] == lrs[39] == pytest.approx(0.1)
     assert lrs[40] == lrs[69] == pytest.approx(0.01)
     assert lrs[70] == lrs[89] == pytest.approx(0.001)
-    assert resolve_config("imagenet-resnet50", {"schedule": "imagenet-step"}).schedule == "imagenet-step"
+    assert (
+        resolve_config("imagenet-resnet50", {"schedule": "imagenet-step"}).schedule
+        == "imagenet-step"
+    )
 
 
 def test_step_and_constant_schedules():
@@ -50,43 +53,71 @@ def test_step_and_constant_schedules():
     assert lr_at("step-warmup", 130 * 3, 3, 150, 10, peak) == pytest.approx(peak * 0.01)
     assert lr_at("constant", 999, 10, 150, 0, peak) == peak
     assert lr_at("cosine-warmup", 0, 10, 5, 0, peak) == peak
-    assert lr_at("cosine-warmup", 25, 10, 5, 0, peak) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi / 2)))
+    assert lr_at("cosine-warmup", 25, 10, 5, 0, peak) == pytest.approx(
+        peak * 0.5 * (1 + math.cos(math.pi / 2))
+    )
 
 
 # --------------------------------------------------------------------------- config
 
 
 def test_every_table1_row_has_a_preset():
-    assert set(PRESETS) == {"demo", "cifar10-resnet18", "cifar100-resnet50", "tinyimagenet-resnet50",
-                            "imagenet-resnet50", "cifar10-vgg16"}
+    assert set(PRESETS) == {
+        "demo",
+        "cifar10-resnet18",
+        "cifar100-resnet50",
+        "tinyimagenet-resnet50",
+        "imagenet-resnet50",
+        "cifar10-vgg16",
+    }
     c = resolve_config("cifar100-resnet50")
-    assert (c.model, c.dataset, c.epochs, c.lr, c.schedule, c.batch_size) == \
-        ("resnet50", "cifar100", 150, 0.1, "step-warmup", 256)
+    assert (c.model, c.dataset, c.epochs, c.lr, c.schedule, c.batch_size) == (
+        "resnet50",
+        "cifar100",
+        150,
+        0.1,
+        "step-warmup",
+        256,
+    )
     assert (c.rewind_epoch, c.lr_warmup_epochs, c.weight_decay, c.momentum) == (10, 10, 1e-3, 0.9)
     assert resolve_config("tinyimagenet-resnet50").rewind_epoch == 50
     assert resolve_config("cifar10-resnet18").weight_decay == 1e-4
     c = resolve_config("imagenet-resnet50")
-    assert (c.model, c.dataset, c.epochs, c.rewind_epoch, c.weight_decay, c.batch_size) == \
-        ("resnet50", "imagenet", 90, 10, 1e-4, 256)
+    assert (c.model, c.dataset, c.epochs, c.rewind_epoch, c.weight_decay, c.batch_size) == (
+        "resnet50",
+        "imagenet",
+        90,
+        10,
+        1e-4,
+        256,
+    )
 
 
 def test_explicit_options_override_a_preset_even_when_equal_to_the_default():
     # lr_warmup_epochs=1 is the global default; given explicitly it must beat the preset's 10.
     assert DEFAULTS.lr_warmup_epochs == 1
     c = resolve_config("cifar10-resnet18", {"lr_warmup_epochs": 1, "epochs": 60})
-    assert (c.lr_warmup_epochs, c.epochs, c.rewind_epoch, c.preset) == (1, 60, 50, "cifar10-resnet18")
+    assert (c.lr_warmup_epochs, c.epochs, c.rewind_epoch, c.preset) == (
+        1,
+        60,
+        50,
+        "cifar10-resnet18",
+    )
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"levels": 0}, "--levels"),
-    ({"prune_fraction": 1.0}, "--prune-fraction"),
-    ({"prune_fraction": 0.0}, "--prune-fraction"),
-    ({"model": "resnet9"}, "resnet18"),
-    ({"dataset": "mnist"}, "cifar10"),
-    ({"schedule": "linear"}, "cosine-warmup"),
-    ({"rewind_epoch": 7}, "--rewind-epoch"),
-    ({"lr_warmup_epochs": 6}, "--lr-warmup-epochs"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"levels": 0}, "--levels"),
+        ({"prune_fraction": 1.0}, "--prune-fraction"),
+        ({"prune_fraction": 0.0}, "--prune-fraction"),
+        ({"model": "resnet9"}, "resnet18"),
+        ({"dataset": "mnist"}, "cifar10"),
+        ({"schedule": "linear"}, "cosine-warmup"),
+        ({"rewind_epoch": 7}, "--rewind-epoch"),
+        ({"lr_warmup_epochs": 6}, "--lr-warmup-epochs"),
+    ],
+)
 def test_impossible_settings_are_user_errors(overrides, message):
     with pytest.raises(SignscopeError, match=message):
         resolve_config("demo", overrides)
@@ -123,7 +154,10 @@ def test_target_alive_stays_within_one_weight_of_the_density():
 def test_global_magnitude_prunes_smallest_and_breaks_ties_by_position():
     from trainers.pruning import PruneContext, magnitude
 
-    w = {"a.weight": torch.tensor([[1.0, -2.0], [0.5, 3.0]]), "b.weight": torch.tensor([[2.0, -0.5, 0.1]])}
+    w = {
+        "a.weight": torch.tensor([[1.0, -2.0], [0.5, 3.0]]),
+        "b.weight": torch.tensor([[2.0, -0.5, 0.1]]),
+    }
     masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in w.items()}
     masks["b.weight"][0, 2] = False  # already pruned: must stay pruned
     out = magnitude(PruneContext(level=1, weights=w, masks=masks, n_keep=4))

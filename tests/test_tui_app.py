@@ -67,8 +67,10 @@ async def settle(pilot) -> None:
     """Let discovery place the cursor, the tree cursor rest (the app waits SETTLE_S) and
     every worker finish."""
     app = pilot.app
-    await until(pilot, lambda: not app.looking
-                and ("first screen" in app.timings or app.has_class("-empty")))
+    await until(
+        pilot,
+        lambda: not app.looking and ("first screen" in app.timings or app.has_class("-empty")),
+    )
     await pilot.pause(0.25)
     for _ in range(3):
         try:
@@ -103,8 +105,13 @@ async def test_first_screen_shows_the_first_run(demo):
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpScreen"
         text = str(app.screen.query_one("#help-keys", Static).render())
-        for key, what in (("q", "quit"), ("r", "reload"), ("c", "mark"), ("e", "export"),
-                          ("/", "filter")):
+        for key, what in (
+            ("q", "quit"),
+            ("r", "reload"),
+            ("c", "mark"),
+            ("e", "export"),
+            ("/", "filter"),
+        ):
             assert any(line.startswith(f"{key} ") and what in line for line in text.splitlines())
         await pilot.press("escape")
         await pilot.pause()
@@ -125,7 +132,8 @@ async def test_tabs_pressed_while_their_bodies_are_still_being_mounted(demo):
         for tab in ("overview", "flips", "layers", "batchnorm", "compare"):
             assert len(app.query(f"#{tab}-pane")) == 1
         assert [r[0] for r in rows(app, "#bn-stats")] == signscope.open_run("runs/imp").bn()["bn"][
-            "layer"].to_list()
+            "layer"
+        ].to_list()
 
 
 @pilot_test
@@ -279,14 +287,17 @@ async def test_mark_two_runs_and_compare(demo):
         col = header.index("jaccard")
         assert [float(r[col]) for r in shown] == pytest.approx(masks["jaccard"].to_list(), abs=1e-4)
         col = header.index("agreement")
-        assert [float(r[col]) for r in shown] == pytest.approx(signs["agreement"].to_list(), abs=1e-4)
+        assert [float(r[col]) for r in shown] == pytest.approx(
+            signs["agreement"].to_list(), abs=1e-4
+        )
         # The Layers tab now shows sign agreement with the other marked run.
         await pilot.press("3")
         await settle(pilot)
         per_layer = signscope.signs("runs/lrr", "runs/imp", per_layer=True)
         last = per_layer.filter((pl.col("level") == 3) & (pl.col("layer") != "*")).sort("layer")
         assert [float(r[-1]) for r in rows(app, "#layers-table")] == pytest.approx(
-            last["agreement"].to_list(), abs=1e-4)
+            last["agreement"].to_list(), abs=1e-4
+        )
         # c on a marked run unmarks it.
         await pilot.press("c")
         await pilot.press("5")
@@ -360,8 +371,12 @@ async def test_run_that_fails_to_open_is_flagged_after_discovery(demo):
     # open_run when the run is first used, and the tree flags it then.
     rng = np.random.default_rng(0)
     folder = Path("runs/mixed")
-    write_safetensors(folder / "a.safetensors", {"fc.weight": rng.normal(size=(3, 4)).astype(np.float32)})
-    write_safetensors(folder / "b.safetensors", {"fc.weight": rng.normal(size=(4, 4)).astype(np.float32)})
+    write_safetensors(
+        folder / "a.safetensors", {"fc.weight": rng.normal(size=(3, 4)).astype(np.float32)}
+    )
+    write_safetensors(
+        folder / "b.safetensors", {"fc.weight": rng.normal(size=(4, 4)).astype(np.float32)}
+    )
     app = SignscopeApp(["runs/mixed"])
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -401,8 +416,13 @@ async def test_reload_keeps_the_selection_and_drops_the_cache(demo):
 
 
 def _signscope(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signscope", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_cli_rejects_a_missing_path(tmp_path):
@@ -428,12 +448,17 @@ def test_tui_in_a_real_terminal(demo):
     # pytest-xdist workers export COLUMNS/LINES, which would override the tmux window size.
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
-    subprocess.run([*tmux, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", command],
-                   check=True, cwd=demo, env=env)
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", command],
+        check=True,
+        cwd=demo,
+        env=env,
+    )
 
     def screen() -> str:
-        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "tui"],
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p", "-t", "tui"], capture_output=True, text=True
+        ).stdout
 
     def why() -> str:
         status = rc_file.read_text() if rc_file.exists() else "still running"

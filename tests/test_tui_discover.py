@@ -88,8 +88,12 @@ def test_a_run_folder_is_a_leaf(tmp_path):
 
 def test_discovery_reads_headers_only(tmp_path, monkeypatch):
     """Discovery must stay cheap on multi-GB runs: it reads headers, never tensor data."""
-    run = random_run(tmp_path / "r", seed=0, n_levels=3,
-                     shapes={"conv1.weight": (64, 16, 3, 3), "fc.weight": (100, 64)})
+    run = random_run(
+        tmp_path / "r",
+        seed=0,
+        n_levels=3,
+        shapes={"conv1.weight": (64, 16, 3, 3), "fc.weight": (100, 64)},
+    )
     import signscope.reader as reader
 
     read = []
@@ -120,6 +124,8 @@ def test_discovery_reads_headers_only(tmp_path, monkeypatch):
 
 
 def test_the_tui_never_imports_torch():
-    code = ("import sys, signscope.tui.app, signscope.tui.timing, signscope.cli.tui; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys, signscope.tui.app, signscope.tui.timing, signscope.cli.tui; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

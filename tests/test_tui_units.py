@@ -20,8 +20,12 @@ from signscope.tui.store import RunOpenError, Store
 
 
 def _run(label: str, levels: int = 3) -> FoundRun:
-    return FoundRun(label=label, path=Path(label), kind="signscope",
-                    levels=tuple(LevelInfo(i, f"level_{i:03d}.safetensors") for i in range(levels)))
+    return FoundRun(
+        label=label,
+        path=Path(label),
+        kind="signscope",
+        levels=tuple(LevelInfo(i, f"level_{i:03d}.safetensors") for i in range(levels)),
+    )
 
 
 def test_marks_keep_the_last_two_and_toggle():
@@ -88,17 +92,31 @@ def test_store_run_wraps_open_errors_with_the_label(tmp_path):
 def test_tree_names_are_short_unless_ambiguous():
     labels = ["runs/imp", "runs/lrr", "/abs/ckpts", "other/lrr", "runs/a/b"]
     assert short_names(labels, ["runs", "/abs/ckpts", "other"]) == {
-        "runs/imp": "imp", "runs/lrr": "runs/lrr", "/abs/ckpts": "/abs/ckpts",
-        "other/lrr": "other/lrr", "runs/a/b": "a/b"}
+        "runs/imp": "imp",
+        "runs/lrr": "runs/lrr",
+        "/abs/ckpts": "/abs/ckpts",
+        "other/lrr": "other/lrr",
+        "runs/a/b": "a/b",
+    }
     assert short_names(["runs/imp"], ["."]) == {"runs/imp": "runs/imp"}
 
 
 def test_layer_filter_matches_every_word_in_any_case():
-    frame = pl.DataFrame({"layer": ["layer1.0.conv1.weight", "layer1.0.conv2.weight",
-                                    "layer2.0.conv1.weight", "fc.weight"]})
+    frame = pl.DataFrame(
+        {
+            "layer": [
+                "layer1.0.conv1.weight",
+                "layer1.0.conv2.weight",
+                "layer2.0.conv1.weight",
+                "fc.weight",
+            ]
+        }
+    )
     assert filter_layers(frame, "")["layer"].to_list() == frame["layer"].to_list()
     assert filter_layers(frame, "CONV1")["layer"].to_list() == [
-        "layer1.0.conv1.weight", "layer2.0.conv1.weight"]
+        "layer1.0.conv1.weight",
+        "layer2.0.conv1.weight",
+    ]
     assert filter_layers(frame, "layer2 conv1")["layer"].to_list() == ["layer2.0.conv1.weight"]
     assert filter_layers(frame, "conv1.w[")["layer"].to_list() == []  # literal, not a regex
 
@@ -121,6 +139,7 @@ def test_a_tab_without_its_hooks_is_refused_when_defined():
     from signscope.tui.pane import ResultPane
 
     with pytest.raises(TypeError, match="must define compose_content, compute, show"):
+
         class Incomplete(ResultPane):  # noqa: F841
             def key(self, sel):
                 return None

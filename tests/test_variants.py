@@ -34,8 +34,15 @@ from trainers.variants import sign_flips  # noqa: E402
 LEVELS = 3
 # The demo preset (digits) on the MLP, two epochs per level so that the rewind point (end of
 # epoch 1) differs from the init and from the end of level 0.
-SMALL = dict(model="mlp", levels=LEVELS, epochs=2, lr_warmup_epochs=1, rewind_epoch=1, batch_size=128,
-             device="cpu")
+SMALL = dict(
+    model="mlp",
+    levels=LEVELS,
+    epochs=2,
+    lr_warmup_epochs=1,
+    rewind_epoch=1,
+    batch_size=128,
+    device="cpu",
+)
 PRUNABLE = ("fc1.weight", "fc2.weight", "fc.weight")
 
 
@@ -50,6 +57,7 @@ def silent() -> Reporter:
 def run(cfg, out, starts=None):
     def record(level, model):
         starts[level] = {k: v.detach().cpu().clone().numpy() for k, v in model.state_dict().items()}
+
     return train(cfg, out, reporter=silent(), on_level_start=None if starts is None else record)
 
 
@@ -88,7 +96,9 @@ def test_mask_from_trains_with_the_other_runs_mask_at_every_level(base, tmp_path
     assert manifest["config"]["mask_from"] == str(runs[source])
     assert manifest["method"] == f"{method}+{source}-mask"
     # The masks are the other run's, the weights this run's own: LRR on the IMP mask is not IMP.
-    assert not np.array_equal(weights_of(out, 2)["fc1.weight"], weights_of(runs[source], 2)["fc1.weight"])
+    assert not np.array_equal(
+        weights_of(out, 2)["fc1.weight"], weights_of(runs[source], 2)["fc1.weight"]
+    )
 
 
 def test_mask_from_refuses_a_shorter_run_or_another_architecture(base, tmp_path):
@@ -96,7 +106,10 @@ def test_mask_from_refuses_a_shorter_run_or_another_architecture(base, tmp_path)
     with pytest.raises(SignscopeError, match=r"--mask-from .*has 3 levels.*needs 5"):
         run(small_config(method="lrr", levels=5, mask_from=str(runs["imp"])), tmp_path / "long")
     with pytest.raises(SignscopeError, match=r"--signs-from .*different architecture"):
-        run(small_config(method="imp", model="convnet", signs_from=str(runs["lrr"])), tmp_path / "conv")
+        run(
+            small_config(method="imp", model="convnet", signs_from=str(runs["lrr"])),
+            tmp_path / "conv",
+        )
     with pytest.raises(SignscopeError, match="no such file"):
         run(small_config(method="imp", mask_from=str(tmp_path / "missing")), tmp_path / "none")
     # The checks come before anything is written: no half-made run is left behind.
@@ -106,10 +119,14 @@ def test_mask_from_refuses_a_shorter_run_or_another_architecture(base, tmp_path)
 # --------------------------------------------------------------------------- --signs-from
 
 
-def test_signs_from_starts_every_level_with_the_runs_signs_and_mask_and_rewind_magnitudes(base, tmp_path):
+def test_signs_from_starts_every_level_with_the_runs_signs_and_mask_and_rewind_magnitudes(
+    base, tmp_path
+):
     runs, _ = base
     starts = {}
-    out = run(small_config(method="imp", signs_from=str(runs["lrr"])), tmp_path / "imp-signs", starts)
+    out = run(
+        small_config(method="imp", signs_from=str(runs["lrr"])), tmp_path / "imp-signs", starts
+    )
     rewind = load_file(out / REWIND_FILE)
     assert rewind.keys() == load_file(runs["lrr"] / REWIND_FILE).keys()
     for level in range(1, LEVELS):
@@ -131,7 +148,9 @@ def test_a_zero_sign_keeps_the_rewind_value_and_flips_come_last():
     masks = {"w": torch.tensor([True, True, True, False])}
     signs = {"w": torch.tensor([-1.0, 0.0, 1.0, 1.0])}
     flips = {"w": torch.tensor([False, False, True, False])}
-    start = level_start_state("lrr", prev_state=prev, rewind_state=rewind, masks=masks, signs=signs, flips=flips)
+    start = level_start_state(
+        "lrr", prev_state=prev, rewind_state=rewind, masks=masks, signs=signs, flips=flips
+    )
     assert start["w"].tolist() == [-1.0, -2.0, -3.0, 0.0]
     assert start["b"].tolist() == [6.0]  # lrr: the rest continues from the previous level
 
@@ -140,7 +159,9 @@ def test_a_zero_sign_keeps_the_rewind_value_and_flips_come_last():
 
 
 @pytest.mark.parametrize("method", ["lrr", "imp"])
-def test_perturb_signs_flips_the_fraction_in_every_layer_right_after_pruning(base, tmp_path, method):
+def test_perturb_signs_flips_the_fraction_in_every_layer_right_after_pruning(
+    base, tmp_path, method
+):
     runs, base_starts = base
     starts = {}
     cfg = small_config(method=method, perturb_signs=0.3, perturb_at_level=1)
@@ -160,8 +181,11 @@ def test_perturb_signs_flips_the_fraction_in_every_layer_right_after_pruning(bas
 
 
 def test_sign_flips_round_per_layer_and_depend_on_the_seed_only():
-    masks = {"a": torch.ones(10, dtype=torch.bool), "b": torch.tensor([True] * 5 + [False] * 5),
-             "c": torch.zeros(4, dtype=torch.bool)}
+    masks = {
+        "a": torch.ones(10, dtype=torch.bool),
+        "b": torch.tensor([True] * 5 + [False] * 5),
+        "c": torch.zeros(4, dtype=torch.bool),
+    }
     flips = sign_flips(masks, 0.3, torch.Generator().manual_seed(1))
     assert [int(flips[n].sum()) for n in masks] == [3, 2, 0]  # 3.0, 1.5 -> 2 (half up), 0
     assert not flips["b"][5:].any()
@@ -176,7 +200,11 @@ def test_balanced_counts_are_equal_where_the_sizes_allow():
     assert balanced_counts([100, 100, 100], 150) == [50, 50, 50]
     assert balanced_counts([10, 100, 100], 150) == [10, 70, 70]
     assert balanced_counts([10, 100, 50], 151) == [10, 91, 50]
-    assert balanced_counts([10, 100, 100], 151) == [10, 71, 70]  # the spare weight: largest layer first
+    assert balanced_counts([10, 100, 100], 151) == [
+        10,
+        71,
+        70,
+    ]  # the spare weight: largest layer first
     assert balanced_counts([10, 20], 30) == [10, 20]
     assert balanced_counts([10, 20], 0) == [0, 0]
     sizes = [7, 300, 64, 64, 1000]
@@ -184,7 +212,9 @@ def test_balanced_counts_are_equal_where_the_sizes_allow():
     for n_keep in range(sum(sizes), -1, -37):
         counts = balanced_counts(sizes, n_keep)
         assert sum(counts) == n_keep
-        assert all(c <= p for c, p in zip(counts, previous, strict=True))  # nested levels are possible
+        assert all(
+            c <= p for c, p in zip(counts, previous, strict=True)
+        )  # nested levels are possible
         uncapped = [c for c, s in zip(counts, sizes, strict=True) if c < s]
         assert not uncapped or max(uncapped) - min(uncapped) <= 1
         previous = counts
@@ -204,11 +234,15 @@ def test_prune_random_keeps_equal_counts_per_layer_nested_and_seeded(tmp_path):
         assert abs(counts["fc1.weight"] - counts["fc2.weight"]) <= 1, counts
         assert all((masks[n] <= prev[n]).all() for n in PRUNABLE)  # pruned weights stay pruned
     assert json.loads((out / "run.json").read_text())["method"] == "lrr-rand"
-    other = run(small_config(method="imp", prune="random", prune_fraction=0.5, levels=2), tmp_path / "imp")
+    other = run(
+        small_config(method="imp", prune="random", prune_fraction=0.5, levels=2), tmp_path / "imp"
+    )
     same = masks_of(other, 1)  # the same seed and level: the same random masks for IMP-rand
     assert all(np.array_equal(same[n], masks_of(out, 1)[n]) for n in PRUNABLE)
-    seed1 = run(small_config(method="imp", prune="random", prune_fraction=0.5, levels=2, seed=1),
-                tmp_path / "seed1")
+    seed1 = run(
+        small_config(method="imp", prune="random", prune_fraction=0.5, levels=2, seed=1),
+        tmp_path / "seed1",
+    )
     assert not np.array_equal(masks_of(seed1, 1)["fc1.weight"], same["fc1.weight"])
 
 
@@ -234,8 +268,12 @@ def test_snip_scores_by_hand():
     net = two_layer_net()
     p1 = 1 / (1 + math.exp(-8.5))
     scores = snip_scores(net, torch.tensor([[1.0, 1.0]]), torch.tensor([0]), NAMES)
-    np.testing.assert_allclose(scores["0.weight"].numpy(), p1 * np.array([[1.5, 3.0], [6.0, 1.0]]), rtol=1e-6)
-    np.testing.assert_allclose(scores["1.weight"].numpy(), p1 * np.array([[2.0, 3.5], [0.5, 3.5]]), rtol=1e-6)
+    np.testing.assert_allclose(
+        scores["0.weight"].numpy(), p1 * np.array([[1.5, 3.0], [6.0, 1.0]]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        scores["1.weight"].numpy(), p1 * np.array([[2.0, 3.5], [0.5, 3.5]]), rtol=1e-6
+    )
     assert net[0].weight.grad is None  # the model is left as it was
 
 
@@ -245,8 +283,12 @@ def test_synflow_scores_by_hand():
     # Scores |W| * dR/d|W|, divided by their maximum (6).
     net = two_layer_net()
     scores = synflow_scores(net, (2,), NAMES)
-    np.testing.assert_allclose(scores["0.weight"].numpy(), np.array([[2.5, 5.0], [6.0, 1.0]]) / 6, rtol=1e-6)
-    np.testing.assert_allclose(scores["1.weight"].numpy(), np.array([[6.0, 3.5], [1.5, 3.5]]) / 6, rtol=1e-6)
+    np.testing.assert_allclose(
+        scores["0.weight"].numpy(), np.array([[2.5, 5.0], [6.0, 1.0]]) / 6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        scores["1.weight"].numpy(), np.array([[6.0, 3.5], [1.5, 3.5]]) / 6, rtol=1e-6
+    )
     assert net[0].weight[0, 1].item() == -2.0  # signs untouched: SynFlow works on a copy
 
 
@@ -310,19 +352,55 @@ def test_options_that_cannot_go_together_are_usage_errors():
 
 def signscope(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "signscope", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "signscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_cli_runs_a_variant_and_fails_with_one_error_line(base, tmp_path):
     runs, _ = base
-    tiny = ["train", "--preset", "demo", "--model", "mlp", "--levels", "2", "--epochs", "1",
-            "--lr-warmup-epochs", "0", "--rewind-epoch", "0", "--device", "cpu", "--quiet"]
-    ok = signscope(*tiny, "--method", "lrr", "--mask-from", runs["imp"], "--perturb-signs", "0.5",
-                   "--perturb-at-level", "1", "--out", tmp_path / "ok")
+    tiny = [
+        "train",
+        "--preset",
+        "demo",
+        "--model",
+        "mlp",
+        "--levels",
+        "2",
+        "--epochs",
+        "1",
+        "--lr-warmup-epochs",
+        "0",
+        "--rewind-epoch",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    ok = signscope(
+        *tiny,
+        "--method",
+        "lrr",
+        "--mask-from",
+        runs["imp"],
+        "--perturb-signs",
+        "0.5",
+        "--perturb-at-level",
+        "1",
+        "--out",
+        tmp_path / "ok",
+    )
     assert ok.returncode == 0, ok.stderr
     config = json.loads((tmp_path / "ok" / "run.json").read_text())["config"]
-    assert (config["mask_from"], config["perturb_signs"], config["perturb_at_level"]) == (str(runs["imp"]), 0.5, 1)
+    assert (config["mask_from"], config["perturb_signs"], config["perturb_at_level"]) == (
+        str(runs["imp"]),
+        0.5,
+        1,
+    )
 
     bad = signscope(*tiny, "--mask-from", tmp_path / "nowhere", "--out", tmp_path / "bad")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -70,7 +70,9 @@ def crop_flip(x: Tensor, params: CropFlip, pad: int = 4, fill: Tensor | None = N
     batch = torch.arange(b, device=x.device)[:, None, None]
     out = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return out.contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
 
 
 def random_crop_flip(

@@ -77,9 +77,13 @@ class BenchConfig:
         if self.batch_size < 2:
             raise UsageError(f"--batch-size {self.batch_size}: need at least 2 (BatchNorm)")
         if self.steps < 1 or self.warmup < 0:
-            raise UsageError(f"--steps {self.steps} --warmup {self.warmup}: need steps >= 1, warmup >= 0")
+            raise UsageError(
+                f"--steps {self.steps} --warmup {self.warmup}: need steps >= 1, warmup >= 0"
+            )
         if self.workers < 0:
-            raise UsageError(f"--workers {self.workers}: must be 0 (load in the main process) or more")
+            raise UsageError(
+                f"--workers {self.workers}: must be 0 (load in the main process) or more"
+            )
         return self
 
 
@@ -128,15 +132,26 @@ def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
     finally:
         torch.backends.cudnn.benchmark = benchmark
     base = timings[1].images_per_s if cfg.reference else None
-    rows = [{
-        "loop": t.loop, "device": device_label(device), "model": cfg.model, "dataset": cfg.dataset,
-        "batch_size": cfg.batch_size, "density": cfg.density, "amp": t.amp, "compile": t.compile,
-        "workers": cfg.workers if t.loop == "reference" else None,
-        "warmup_steps": cfg.warmup, "timed_steps": cfg.steps, "seconds": round(t.seconds, 6),
-        "images_per_s": round(t.images_per_s, 1),
-        "s_per_epoch": round(EPOCH_IMAGES / t.images_per_s, 3),
-        "speedup": None if base is None else round(t.images_per_s / base, 3),
-    } for t in timings]
+    rows = [
+        {
+            "loop": t.loop,
+            "device": device_label(device),
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "batch_size": cfg.batch_size,
+            "density": cfg.density,
+            "amp": t.amp,
+            "compile": t.compile,
+            "workers": cfg.workers if t.loop == "reference" else None,
+            "warmup_steps": cfg.warmup,
+            "timed_steps": cfg.steps,
+            "seconds": round(t.seconds, 6),
+            "images_per_s": round(t.images_per_s, 1),
+            "s_per_epoch": round(EPOCH_IMAGES / t.images_per_s, 3),
+            "speedup": None if base is None else round(t.images_per_s / base, 3),
+        }
+        for t in timings
+    ]
     tables = {"bench": rows}
     if timings[0].profile is not None:
         tables["profile"] = timings[0].profile
@@ -147,24 +162,36 @@ def _bench_data(cfg: BenchConfig) -> Dataset:
     # Synthetic data only needs as many images as the steps consume (up to one CIFAR epoch).
     n_train = min(EPOCH_IMAGES, cfg.batch_size * (cfg.warmup + cfg.steps))
     if cfg.dataset == "imagenet":
-        raise UsageError("--dataset imagenet: bench compares loops over a data set held in "
-                         "memory; ImageNet is streamed from disk (use synthetic, cifar10, ...)")
+        raise UsageError(
+            "--dataset imagenet: bench compares loops over a data set held in "
+            "memory; ImageNet is streamed from disk (use synthetic, cifar10, ...)"
+        )
     data = load_dataset(cfg.dataset, root=cfg.data_root, synthetic_size=(n_train, 1), seed=cfg.seed)
     if data.train_y.shape[0] < cfg.batch_size:
-        raise SignscopeError(f"--dataset {cfg.dataset} has {data.train_y.shape[0]} training images, "
-                             f"fewer than --batch-size {cfg.batch_size}")
+        raise SignscopeError(
+            f"--dataset {cfg.dataset} has {data.train_y.shape[0]} training images, "
+            f"fewer than --batch-size {cfg.batch_size}"
+        )
     return data
 
 
 def _masked_model(cfg: BenchConfig, data: Dataset) -> tuple[nn.Module, Masks]:
     """The initial network pruned to ``density`` by global magnitude (as a level of IMP/LRR
     would be), seeded so both loops start from the same weights."""
-    model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    model = build_model(
+        cfg.model,
+        data.num_classes,
+        data.in_channels,
+        data.image_size,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     prunable = prunable_parameters(model)
     total = sum(p.numel() for p in prunable.values())
-    masks = keep_top_global({n: p.abs() for n, p in prunable.items()}, dense_masks(prunable),
-                            max(1, round(cfg.density * total)))
+    masks = keep_top_global(
+        {n: p.abs() for n, p in prunable.items()},
+        dense_masks(prunable),
+        max(1, round(cfg.density * total)),
+    )
     with torch.no_grad():
         for name, p in prunable.items():
             p.mul_(masks[name])
@@ -203,18 +230,33 @@ def _time_signscope(cfg: BenchConfig, data: Dataset, device: torch.device) -> Lo
     scaler = make_scaler(cfg.amp, device)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     # Full batches only: a last partial batch would cost torch.compile another graph.
-    stream = _endless(lambda: batches(resident, cfg.batch_size, generator, train=True, drop_last=True))
+    stream = _endless(
+        lambda: batches(resident, cfg.batch_size, generator, train=True, drop_last=True)
+    )
 
     def run(n: int) -> None:
         if n:
-            train_one_epoch(forward, optimizer, itertools.islice(stream, n), [DEFAULTS.lr] * n,
-                            enforcer, amp=cfg.amp, scaler=scaler)
+            train_one_epoch(
+                forward,
+                optimizer,
+                itertools.islice(stream, n),
+                [DEFAULTS.lr] * n,
+                enforcer,
+                amp=cfg.amp,
+                scaler=scaler,
+            )
 
     run(cfg.warmup)
     seconds = _timed(device, lambda: run(cfg.steps))
     profile = _profile(device, lambda: run(PROFILE_STEPS)) if cfg.profile else None
-    return LoopTiming("signscope", amp_label(cfg.amp, device), cfg.compile, seconds,
-                      cfg.steps * cfg.batch_size, profile)
+    return LoopTiming(
+        "signscope",
+        amp_label(cfg.amp, device),
+        cfg.compile,
+        seconds,
+        cfg.steps * cfg.batch_size,
+        profile,
+    )
 
 
 def _profile(device: torch.device, fn: Callable[[], None]) -> list[dict]:
@@ -233,10 +275,16 @@ def _profile(device: torch.device, fn: Callable[[], None]) -> list[dict]:
 
     total = sum(self_us(e) for e in events) or 1.0
     top = sorted(events, key=self_us, reverse=True)[:PROFILE_TOP]
-    return [{"op": e.key, "calls_per_step": round(e.count / PROFILE_STEPS, 2),
-             "self_ms_per_step": round(self_us(e) / 1000 / PROFILE_STEPS, 4),
-             "share": round(self_us(e) / total, 4),
-             "clock": "device" if cuda else "cpu"} for e in top]
+    return [
+        {
+            "op": e.key,
+            "calls_per_step": round(e.count / PROFILE_STEPS, 2),
+            "self_ms_per_step": round(self_us(e) / 1000 / PROFILE_STEPS, 4),
+            "share": round(self_us(e) / total, 4),
+            "clock": "device" if cuda else "cpu",
+        }
+        for e in top
+    ]
 
 
 class _PerSample(torch.utils.data.Dataset):
@@ -258,18 +306,35 @@ def _time_reference(cfg: BenchConfig, data: Dataset, device: torch.device) -> Lo
 
     transform = None
     if data.augment:
-        transform = transforms.Compose([transforms.RandomCrop(data.image_size, padding=CROP_PAD),
-                                        transforms.RandomHorizontalFlip()])
+        transform = transforms.Compose(
+            [
+                transforms.RandomCrop(data.image_size, padding=CROP_PAD),
+                transforms.RandomHorizontalFlip(),
+            ]
+        )
     cuda = device.type == "cuda"
     loader = torch.utils.data.DataLoader(
-        _PerSample(data.train_x, data.train_y, transform), batch_size=cfg.batch_size, shuffle=True,
-        num_workers=cfg.workers, pin_memory=cuda, drop_last=True, persistent_workers=cfg.workers > 0,
-        generator=torch.Generator().manual_seed(cfg.seed))
+        _PerSample(data.train_x, data.train_y, transform),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.workers,
+        pin_memory=cuda,
+        drop_last=True,
+        persistent_workers=cfg.workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     model, masks = _masked_model(cfg, data)
     model = model.to(device)
-    pairs = [(p, masks[n].to(device=device, dtype=p.dtype)) for n, p in prunable_parameters(model).items()]
-    optimizer = torch.optim.SGD(model.parameters(), lr=DEFAULTS.lr, momentum=DEFAULTS.momentum,
-                                weight_decay=DEFAULTS.weight_decay)
+    pairs = [
+        (p, masks[n].to(device=device, dtype=p.dtype))
+        for n, p in prunable_parameters(model).items()
+    ]
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=DEFAULTS.lr,
+        momentum=DEFAULTS.momentum,
+        weight_decay=DEFAULTS.weight_decay,
+    )
     stream = _endless(lambda: iter(loader))
 
     def run(n: int) -> None:

@@ -33,9 +33,16 @@ def _cpu_contiguous(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 _DTYPE_CODES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-    torch.uint8: "U8", torch.bool: "BOOL",
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
 }
 
 
@@ -54,8 +61,11 @@ def serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) 
         if t.dtype not in _DTYPE_CODES:
             raise TypeError(f"{name}: dtype {t.dtype} cannot be stored")
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
-        header[name] = {"dtype": _DTYPE_CODES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": _DTYPE_CODES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -63,11 +73,15 @@ def serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) 
     return struct.pack("<Q", len(head)) + head + b"".join(chunks)
 
 
-def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+def save_tensors(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> None:
     atomic_write_bytes(path, serialize(tensors, {str(k): str(v) for k, v in metadata.items()}))
 
 
-def write_reference(run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor], method: str) -> Path:
+def write_reference(
+    run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor], method: str
+) -> Path:
     """``init.safetensors`` or ``rewind.safetensors``; the metadata is method-independent
     only in ``kind`` so that IMP and LRR from one seed write byte-identical files."""
     name = {"init": INIT_FILE, "rewind": REWIND_FILE}[which]
@@ -91,7 +105,9 @@ def write_level(
     alive = total = 0
     for name, m in masks.items():
         m_bool = m.to(torch.bool)
-        tensors[name] = torch.where(m_bool.to(state[name].device), state[name], torch.zeros((), dtype=state[name].dtype))
+        tensors[name] = torch.where(
+            m_bool.to(state[name].device), state[name], torch.zeros((), dtype=state[name].dtype)
+        )
         tensors[mask_name(name)] = m_bool.to(torch.uint8)
         alive += int(m_bool.sum())
         total += m_bool.numel()
@@ -119,12 +135,14 @@ def load_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     return tensors, dict(meta)
 
 
-def split_masks(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def split_masks(
+    tensors: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Separate a level file into (state dict, masks as bool tensors)."""
     state, masks = {}, {}
     for k, v in tensors.items():
         if k.startswith(MASK_PREFIX):
-            masks[k[len(MASK_PREFIX):]] = v.to(torch.bool)
+            masks[k[len(MASK_PREFIX) :]] = v.to(torch.bool)
         else:
             state[k] = v
     return state, masks
@@ -137,7 +155,9 @@ def read_reference(run_dir: str | Path, which: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_level(run_dir: str | Path, level: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, str]]:
+def read_level(
+    run_dir: str | Path, level: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, str]]:
     """(state dict, bool masks, metadata) of one level file."""
     tensors, meta = load_file(Path(run_dir) / level_filename(level))
     state, masks = split_masks(tensors)

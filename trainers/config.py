@@ -33,57 +33,112 @@ def _field(default: Any, help: str, **kw: Any) -> Any:
 class TrainConfig:
     """Everything that determines a run's checkpoints (recorded as run.json ``config``)."""
 
-    method: str = _field("lrr", "imp: rewind the weights to the rewind point every level (weight "
-                         "rewinding); lrr: continue from the previous level, restart only the LR schedule.")
-    bn_rewind: bool = _field(False, "With lrr: also rewind BatchNorm parameters and running statistics "
-                             "to the rewind point at every level.")
+    method: str = _field(
+        "lrr",
+        "imp: rewind the weights to the rewind point every level (weight "
+        "rewinding); lrr: continue from the previous level, restart only the LR schedule.",
+    )
+    bn_rewind: bool = _field(
+        False,
+        "With lrr: also rewind BatchNorm parameters and running statistics "
+        "to the rewind point at every level.",
+    )
     model: str = _field("convnet", "convnet, resnet18, resnet50, vgg16_bn or mlp.")
-    dataset: str = _field("digits", "digits (bundled), cifar10, cifar100, tiny-imagenet, imagenet "
-                          "(streamed from disk) or synthetic.")
-    data_root: str | None = _field(None, "Folder holding the data set files (cifar10, cifar100, "
-                                   "tiny-imagenet, imagenet).")
-    download: bool = _field(False, "Download cifar10/cifar100 into --data-root when missing (needs a network).")
-    levels: int = _field(8, "Number of levels including the dense level 0; level L has density "
-                         "(1 - prune fraction)^L.")
-    prune_fraction: float = _field(0.2, "Fraction of the remaining prunable weights removed at every level.")
-    prune: str = _field("global", "global: keep the weights of highest --criterion score over all prunable "
-                        "layers together; random: random masks with balanced layerwise sparsity, every layer "
-                        "keeping the same number of weights (IMP-rand, LRR-rand; paper Fig 2b,c).")
-    criterion: str = _field("magnitude", "Score that --prune global ranks the weights by: magnitude, snip "
-                            "(|w * dL/dw| on one training batch) or synflow (data-free synaptic flow); paper Fig 16.")
-    mask_from: str | None = _field(None, "Run folder whose level-L mask every level L >= 1 trains with, "
-                                   "instead of pruning (IMP on the LRR mask, LRR on the IMP mask; paper Fig 3, 4).")
-    signs_from: str | None = _field(None, "Run folder RUN: every level L >= 1 starts from |rewind point| x "
-                                    "sign(RUN's level-L weights) on RUN's level-L mask (IMP init + LRR mask + "
-                                    "LRR sign; paper Fig 7c).")
-    perturb_signs: float = _field(0.0, "Fraction of the alive weights of every prunable layer whose sign is "
-                                  "flipped when level --perturb-at-level starts (paper Fig 6: 0.3 at level 1; "
-                                  "Fig 7a,b: 0.8 at level 8).")
-    perturb_at_level: int | None = _field(None, "The level (>= 1) whose start --perturb-signs perturbs.")
+    dataset: str = _field(
+        "digits",
+        "digits (bundled), cifar10, cifar100, tiny-imagenet, imagenet "
+        "(streamed from disk) or synthetic.",
+    )
+    data_root: str | None = _field(
+        None, "Folder holding the data set files (cifar10, cifar100, tiny-imagenet, imagenet)."
+    )
+    download: bool = _field(
+        False, "Download cifar10/cifar100 into --data-root when missing (needs a network)."
+    )
+    levels: int = _field(
+        8,
+        "Number of levels including the dense level 0; level L has density (1 - prune fraction)^L.",
+    )
+    prune_fraction: float = _field(
+        0.2, "Fraction of the remaining prunable weights removed at every level."
+    )
+    prune: str = _field(
+        "global",
+        "global: keep the weights of highest --criterion score over all prunable "
+        "layers together; random: random masks with balanced layerwise sparsity, every layer "
+        "keeping the same number of weights (IMP-rand, LRR-rand; paper Fig 2b,c).",
+    )
+    criterion: str = _field(
+        "magnitude",
+        "Score that --prune global ranks the weights by: magnitude, snip "
+        "(|w * dL/dw| on one training batch) or synflow (data-free synaptic flow); paper Fig 16.",
+    )
+    mask_from: str | None = _field(
+        None,
+        "Run folder whose level-L mask every level L >= 1 trains with, "
+        "instead of pruning (IMP on the LRR mask, LRR on the IMP mask; paper Fig 3, 4).",
+    )
+    signs_from: str | None = _field(
+        None,
+        "Run folder RUN: every level L >= 1 starts from |rewind point| x "
+        "sign(RUN's level-L weights) on RUN's level-L mask (IMP init + LRR mask + "
+        "LRR sign; paper Fig 7c).",
+    )
+    perturb_signs: float = _field(
+        0.0,
+        "Fraction of the alive weights of every prunable layer whose sign is "
+        "flipped when level --perturb-at-level starts (paper Fig 6: 0.3 at level 1; "
+        "Fig 7a,b: 0.8 at level 8).",
+    )
+    perturb_at_level: int | None = _field(
+        None, "The level (>= 1) whose start --perturb-signs perturbs."
+    )
     epochs: int = _field(6, "Training epochs per level.")
     lr: float = _field(0.1, "Peak learning rate (SGD).")
-    lr_warmup_epochs: int = _field(1, "Epochs of linear LR warmup at the start of every level (0: none).")
-    rewind_epoch: int = _field(1, "IMP rewinds to the weights at the end of this epoch of level 0 "
-                               "(0: the initial weights). Recorded for both methods.")
-    schedule: str = _field("cosine-warmup", "cosine-warmup, step-warmup (x0.1 at 60/140 and 120/140 of the "
-                           "epochs after warmup), constant, or imagenet-step (the paper's ImageNet "
-                           "schedule, A.3 iii: 0.01 during warmup, then x0.1 every 30 epochs).")
+    lr_warmup_epochs: int = _field(
+        1, "Epochs of linear LR warmup at the start of every level (0: none)."
+    )
+    rewind_epoch: int = _field(
+        1,
+        "IMP rewinds to the weights at the end of this epoch of level 0 "
+        "(0: the initial weights). Recorded for both methods.",
+    )
+    schedule: str = _field(
+        "cosine-warmup",
+        "cosine-warmup, step-warmup (x0.1 at 60/140 and 120/140 of the "
+        "epochs after warmup), constant, or imagenet-step (the paper's ImageNet "
+        "schedule, A.3 iii: 0.01 during warmup, then x0.1 every 30 epochs).",
+    )
     batch_size: int = _field(64, "Training batch size.")
     weight_decay: float = _field(5e-4, "SGD weight decay (all parameters).")
     momentum: float = _field(0.9, "SGD momentum.")
     seed: int = _field(0, "Seed of the initial weights, data order and augmentation.")
     device: str = _field("auto", "auto (cuda when available), cpu or cuda.")
-    threads: int = _field(0, "CPU threads for PyTorch (0: its default, one per core). Results on CPU are "
-                          "bit-identical only for the same thread count.")
-    eval_every: int = _field(1, "Evaluate test accuracy every N epochs (always after the last epoch of a level).")
-    data_workers: int = _field(8, "Worker processes decoding a data set streamed from disk (imagenet), "
-                               "at most one per core; 0 decodes in the training process. The batches "
-                               "are the same for any number.")
-    synthetic_shape: tuple[int, int, int] = _field((3, 32, 32), "Image shape C,H,W of the synthetic data set.")
+    threads: int = _field(
+        0,
+        "CPU threads for PyTorch (0: its default, one per core). Results on CPU are "
+        "bit-identical only for the same thread count.",
+    )
+    eval_every: int = _field(
+        1, "Evaluate test accuracy every N epochs (always after the last epoch of a level)."
+    )
+    data_workers: int = _field(
+        8,
+        "Worker processes decoding a data set streamed from disk (imagenet), "
+        "at most one per core; 0 decodes in the training process. The batches "
+        "are the same for any number.",
+    )
+    synthetic_shape: tuple[int, int, int] = _field(
+        (3, 32, 32), "Image shape C,H,W of the synthetic data set."
+    )
     synthetic_classes: int = _field(10, "Number of classes of the synthetic data set.")
-    synthetic_size: tuple[int, int] = _field((2048, 512), "Train,test sizes of the synthetic data set.")
+    synthetic_size: tuple[int, int] = _field(
+        (2048, 512), "Train,test sizes of the synthetic data set."
+    )
     preset: str | None = _field(None, "The preset these settings started from (informational).")
-    init_from: str | None = _field(None, "Run folder whose init and rewind point this run starts from.")
+    init_from: str | None = _field(
+        None, "Run folder whose init and rewind point this run starts from."
+    )
 
     @property
     def label(self) -> str:
@@ -127,16 +182,24 @@ class TrainConfig:
         _choice("--criterion", self.criterion, tuple(c for c in CRITERIA if c != RANDOM))
         self._validate_variants()
         if self.levels < 1:
-            raise SignscopeError(f"--levels {self.levels}: need at least 1 (level 0 is the dense network)")
+            raise SignscopeError(
+                f"--levels {self.levels}: need at least 1 (level 0 is the dense network)"
+            )
         if not (0.0 < self.prune_fraction < 1.0) or math.isnan(self.prune_fraction):
-            raise SignscopeError(f"--prune-fraction {self.prune_fraction}: must lie strictly between 0 and 1")
+            raise SignscopeError(
+                f"--prune-fraction {self.prune_fraction}: must lie strictly between 0 and 1"
+            )
         if self.epochs < 1:
             raise SignscopeError(f"--epochs {self.epochs}: need at least 1 epoch per level")
         if not 0 <= self.lr_warmup_epochs < self.epochs:
-            raise SignscopeError(f"--lr-warmup-epochs {self.lr_warmup_epochs}: must be 0 or smaller than "
-                                 f"--epochs {self.epochs}")
+            raise SignscopeError(
+                f"--lr-warmup-epochs {self.lr_warmup_epochs}: must be 0 or smaller than "
+                f"--epochs {self.epochs}"
+            )
         if not 0 <= self.rewind_epoch <= self.epochs:
-            raise SignscopeError(f"--rewind-epoch {self.rewind_epoch}: must lie in 0..--epochs ({self.epochs})")
+            raise SignscopeError(
+                f"--rewind-epoch {self.rewind_epoch}: must lie in 0..--epochs ({self.epochs})"
+            )
         if self.batch_size < 1:
             raise SignscopeError(f"--batch-size {self.batch_size}: must be positive")
         if not self.lr > 0:
@@ -146,40 +209,64 @@ class TrainConfig:
         if self.data_workers < 0:
             raise SignscopeError(f"--data-workers {self.data_workers}: must be 0 or positive")
         if self.threads < 0:
-            raise SignscopeError(f"--threads {self.threads}: must be 0 (PyTorch's default) or positive")
+            raise SignscopeError(
+                f"--threads {self.threads}: must be 0 (PyTorch's default) or positive"
+            )
         if self.eval_every < 1:
             raise SignscopeError(f"--eval-every {self.eval_every}: must be at least 1")
         if self.bn_rewind and self.method != "lrr":
-            raise UsageError("--bn-rewind applies to --method lrr only (imp rewinds BatchNorm with the weights)")
+            raise UsageError(
+                "--bn-rewind applies to --method lrr only (imp rewinds BatchNorm with the weights)"
+            )
         if len(self.synthetic_shape) != 3 or min(self.synthetic_shape) < 1:
-            raise SignscopeError(f"--synthetic-shape {self.synthetic_shape}: expected C,H,W with positive sizes")
-        if len(self.synthetic_size) != 2 or min(self.synthetic_size) < 1 or self.synthetic_classes < 2:
-            raise SignscopeError("--synthetic-size needs TRAIN,TEST > 0 and --synthetic-classes at least 2")
+            raise SignscopeError(
+                f"--synthetic-shape {self.synthetic_shape}: expected C,H,W with positive sizes"
+            )
+        if (
+            len(self.synthetic_size) != 2
+            or min(self.synthetic_size) < 1
+            or self.synthetic_classes < 2
+        ):
+            raise SignscopeError(
+                "--synthetic-size needs TRAIN,TEST > 0 and --synthetic-classes at least 2"
+            )
         return self
 
     def _validate_variants(self) -> None:
         """The paper's mask/sign experiments (issue 4): which combinations mean something."""
         if self.prune == "random" and self.criterion != "magnitude":
-            raise UsageError(f"--prune random draws masks at random; --criterion {self.criterion} applies "
-                             "to --prune global only")
+            raise UsageError(
+                f"--prune random draws masks at random; --criterion {self.criterion} applies "
+                "to --prune global only"
+            )
         if self.mask_from and self.signs_from:
-            raise UsageError("--signs-from already takes RUN's mask at every level; give either "
-                             "--mask-from or --signs-from")
+            raise UsageError(
+                "--signs-from already takes RUN's mask at every level; give either "
+                "--mask-from or --signs-from"
+            )
         source = "--mask-from" if self.mask_from else "--signs-from" if self.signs_from else None
         if source and (self.prune != "global" or self.criterion != "magnitude"):
-            raise UsageError(f"{source} takes every mask from RUN, so nothing is pruned: "
-                             "--prune and --criterion do not apply")
+            raise UsageError(
+                f"{source} takes every mask from RUN, so nothing is pruned: "
+                "--prune and --criterion do not apply"
+            )
         f = self.perturb_signs
         if math.isnan(f) or not 0.0 <= f <= 1.0:
             raise SignscopeError(f"--perturb-signs {f}: a fraction in [0, 1]")
         if f > 0 and self.perturb_at_level is None:
-            raise UsageError("--perturb-signs needs --perturb-at-level L (the level whose start it perturbs)")
+            raise UsageError(
+                "--perturb-signs needs --perturb-at-level L (the level whose start it perturbs)"
+            )
         if self.perturb_at_level is not None:
             if f == 0:
-                raise UsageError("--perturb-at-level needs --perturb-signs FRACTION (greater than 0)")
+                raise UsageError(
+                    "--perturb-at-level needs --perturb-signs FRACTION (greater than 0)"
+                )
             if not 1 <= self.perturb_at_level < self.levels:
-                raise SignscopeError(f"--perturb-at-level {self.perturb_at_level}: must be a pruned level "
-                                     f"of the run, 1..{self.levels - 1} (--levels {self.levels})")
+                raise SignscopeError(
+                    f"--perturb-at-level {self.perturb_at_level}: must be a pruned level "
+                    f"of the run, 1..{self.levels - 1} (--levels {self.levels})"
+                )
 
 
 def source_label(path: str) -> str:
@@ -208,8 +295,15 @@ def help_text(name: str) -> str:
 
 # Table 1 of the paper (A.3) with SPEC's reading of its columns. The paper prunes down to about
 # 1-2% of the weights; 20 levels end at density 0.8^19 = 1.4% (98.6% sparsity).
-_TABLE1 = dict(epochs=150, lr=0.1, lr_warmup_epochs=10, batch_size=256, momentum=0.9, levels=20,
-               prune_fraction=0.2)
+_TABLE1 = dict(
+    epochs=150,
+    lr=0.1,
+    lr_warmup_epochs=10,
+    batch_size=256,
+    momentum=0.9,
+    levels=20,
+    prune_fraction=0.2,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: digits (8x8, 1437 training images) on the small conv+BN net.
@@ -217,24 +311,67 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU cores while the dense net clears 95% and LRR flips visibly more signs than IMP.
     # One thread: this net is too small to gain from a second, and two threads on a busy
     # machine spin-wait (a measured 8x slowdown of the demo with the cores shared).
-    "demo": dict(model="convnet", dataset="digits", levels=8, epochs=6, lr=0.1, lr_warmup_epochs=1,
-                 rewind_epoch=1, schedule="cosine-warmup", batch_size=64, weight_decay=5e-4,
-                 momentum=0.9, prune_fraction=0.2, threads=1),
-    "cifar10-resnet18": dict(_TABLE1, model="resnet18", dataset="cifar10", schedule="cosine-warmup",
-                             rewind_epoch=50, weight_decay=1e-4),
-    "cifar100-resnet50": dict(_TABLE1, model="resnet50", dataset="cifar100", schedule="step-warmup",
-                              rewind_epoch=10, weight_decay=1e-3),
-    "tinyimagenet-resnet50": dict(_TABLE1, model="resnet50", dataset="tiny-imagenet",
-                                  schedule="step-warmup", rewind_epoch=50, weight_decay=1e-3),
+    "demo": dict(
+        model="convnet",
+        dataset="digits",
+        levels=8,
+        epochs=6,
+        lr=0.1,
+        lr_warmup_epochs=1,
+        rewind_epoch=1,
+        schedule="cosine-warmup",
+        batch_size=64,
+        weight_decay=5e-4,
+        momentum=0.9,
+        prune_fraction=0.2,
+        threads=1,
+    ),
+    "cifar10-resnet18": dict(
+        _TABLE1,
+        model="resnet18",
+        dataset="cifar10",
+        schedule="cosine-warmup",
+        rewind_epoch=50,
+        weight_decay=1e-4,
+    ),
+    "cifar100-resnet50": dict(
+        _TABLE1,
+        model="resnet50",
+        dataset="cifar100",
+        schedule="step-warmup",
+        rewind_epoch=10,
+        weight_decay=1e-3,
+    ),
+    "tinyimagenet-resnet50": dict(
+        _TABLE1,
+        model="resnet50",
+        dataset="tiny-imagenet",
+        schedule="step-warmup",
+        rewind_epoch=50,
+        weight_decay=1e-3,
+    ),
     # VGG16-BN on CIFAR-10 (paper Fig 17): the paper gives no separate table row; it shares the
     # CIFAR-10 ResNet18 setup.
     # Table 1's ImageNet row (Fig 15) as SPEC section 1 gives it: 90 epochs, step-warmup, rewind
     # point epoch 10, weight decay 1e-4. The paper's appendix (A.3 iii) describes another
     # ImageNet schedule; `--schedule imagenet-step` runs that one.
-    "imagenet-resnet50": dict(_TABLE1, model="resnet50", dataset="imagenet", epochs=90,
-                              schedule="step-warmup", rewind_epoch=10, weight_decay=1e-4),
-    "cifar10-vgg16": dict(_TABLE1, model="vgg16_bn", dataset="cifar10", schedule="cosine-warmup",
-                          rewind_epoch=50, weight_decay=1e-4),
+    "imagenet-resnet50": dict(
+        _TABLE1,
+        model="resnet50",
+        dataset="imagenet",
+        epochs=90,
+        schedule="step-warmup",
+        rewind_epoch=10,
+        weight_decay=1e-4,
+    ),
+    "cifar10-vgg16": dict(
+        _TABLE1,
+        model="vgg16_bn",
+        dataset="cifar10",
+        schedule="cosine-warmup",
+        rewind_epoch=50,
+        weight_decay=1e-4,
+    ),
 }
 
 
@@ -244,12 +381,16 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def resolve_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+def resolve_config(
+    preset: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
     """Start from the defaults, apply ``preset``, then the options the user gave explicitly."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise SignscopeError(f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
+            raise SignscopeError(
+                f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}"
+            )
         values.update(PRESETS[preset])
         values["preset"] = preset
     for name, value in (overrides or {}).items():
@@ -269,11 +410,15 @@ def config_from_json(stored: Mapping[str, Any]) -> TrainConfig:
     """Rebuild the config recorded in a run's run.json (unknown keys are an error)."""
     unknown = set(stored) - set(FIELDS)
     if unknown:
-        raise SignscopeError(f"run.json config has settings this version does not know: {sorted(unknown)}")
+        raise SignscopeError(
+            f"run.json config has settings this version does not know: {sorted(unknown)}"
+        )
     return TrainConfig(**{k: _coerce(k, v) for k, v in stored.items()}).validate()
 
 
-def config_for_resume(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> TrainConfig:
+def config_for_resume(
+    stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str
+) -> TrainConfig:
     """The stored config of the run in ``where`` with the allowed explicit ``overrides`` applied."""
     base = config_from_json(stored)
     changed = {}
@@ -285,7 +430,9 @@ def config_for_resume(stored: Mapping[str, Any], overrides: Mapping[str, Any], w
             continue
         if name not in RESUMABLE_CHANGES:
             flag = "--" + name.replace("_", "-")
-            raise UsageError(f"--resume {where}: {flag} {value!r} differs from the run's "
-                             f"{getattr(base, name)!r}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
+            raise UsageError(
+                f"--resume {where}: {flag} {value!r} differs from the run's "
+                f"{getattr(base, name)!r}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change"
+            )
         changed[name] = value
     return dataclasses.replace(base, **changed).validate()

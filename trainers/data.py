@@ -146,8 +146,14 @@ def batches(
     if not 0 <= rank < world_size:
         raise SignscopeError(f"rank {rank} is outside world size {world_size}")
     if not isinstance(ds, Dataset):  # streamed from disk (trainers.imagenet)
-        yield from ds.batches(batch_size, generator, train=train, rank=rank, world_size=world_size,
-                              drop_last=drop_last)
+        yield from ds.batches(
+            batch_size,
+            generator,
+            train=train,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last,
+        )
         return
     if not train:
         yield from _eval_batches(ds, batch_size)
@@ -215,8 +221,10 @@ def load_dataset(
         return _load_tiny_imagenet(root)
     if name == "imagenet":
         if download:
-            raise SignscopeError("imagenet cannot be downloaded by signscope: it needs an account "
-                                 "at image-net.org; prepare DATA_ROOT/imagenet/{train,val}/<wnid>/")
+            raise SignscopeError(
+                "imagenet cannot be downloaded by signscope: it needs an account "
+                "at image-net.org; prepare DATA_ROOT/imagenet/{train,val}/<wnid>/"
+            )
         from trainers.imagenet import load_imagenet
 
         return load_imagenet(root, workers)
@@ -282,7 +290,9 @@ def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: float) -
 # digits ---------------------------------------------------------------------
 
 
-def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(
+    y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per class, a seeded shuffle and the first ``round(fraction * count)`` to the test set."""
     rng = np.random.Generator(np.random.PCG64(seed))
     train, test = [], []
@@ -361,12 +371,26 @@ class _CifarLayout:
 
 
 _CIFAR10 = _CifarLayout(
-    "CIFAR-10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
-    "test_batch", "batches.meta", "labels", "label_names", 10, "CIFAR10",
+    "CIFAR-10",
+    "cifar-10-batches-py",
+    tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test_batch",
+    "batches.meta",
+    "labels",
+    "label_names",
+    10,
+    "CIFAR10",
 )
 _CIFAR100 = _CifarLayout(
-    "CIFAR-100", "cifar-100-python", ("train",), "test", "meta",
-    "fine_labels", "fine_label_names", 100, "CIFAR100",
+    "CIFAR-100",
+    "cifar-100-python",
+    ("train",),
+    "test",
+    "meta",
+    "fine_labels",
+    "fine_label_names",
+    100,
+    "CIFAR100",
 )
 
 
@@ -403,7 +427,8 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 def _unpickle(path: Path) -> dict:
-    # latin1 maps Python 2 byte strings (the original files) one-to-one onto str, as torchvision does.
+    # latin1 maps Python 2 byte strings (the original files) one-to-one onto str, as torchvision
+    # does.
     obj = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     if not isinstance(obj, dict):
         raise ValueError(f"expected a dict, found {type(obj).__name__}")
@@ -439,7 +464,9 @@ def _download_cifar(root: Path, layout: _CifarLayout) -> None:
     import torchvision.datasets
 
     try:
-        getattr(torchvision.datasets, layout.torchvision_class)(str(root), train=True, download=True)
+        getattr(torchvision.datasets, layout.torchvision_class)(
+            str(root), train=True, download=True
+        )
     except Exception as exc:
         raise SignscopeError(f"could not download {layout.title} to {root} ({exc})") from None
 
@@ -527,7 +554,8 @@ def _load_tiny_imagenet(root: Path) -> Dataset:
             continue
         if len(fields) < 2 or fields[1] not in index:
             raise SignscopeError(
-                f"{annotations}:{lineno}: expected 'FILE<TAB>WNID...' with a wnid from {wnids_file.name}"
+                f"{annotations}:{lineno}: expected 'FILE<TAB>WNID...' "
+                f"with a wnid from {wnids_file.name}"
             )
         test_paths.append(base / "val" / "images" / fields[0])
         test_y.append(index[fields[1]])
@@ -536,7 +564,10 @@ def _load_tiny_imagenet(root: Path) -> Dataset:
 
     return _build(
         "tiny-imagenet",
-        _read_images(train_paths), np.array(train_y),
-        _read_images(test_paths), np.array(test_y),
-        len(wnids), scale=255.0,
+        _read_images(train_paths),
+        np.array(train_y),
+        _read_images(test_paths),
+        np.array(test_y),
+        len(wnids),
+        scale=255.0,
     )

@@ -70,8 +70,10 @@ def launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
             f"WORLD_SIZE={env.get('WORLD_SIZE')!r} LOCAL_RANK={env.get('LOCAL_RANK')!r}"
         ) from None
     if world < 1 or not 0 <= rank < world or local < 0:
-        raise SignscopeError(f"torchrun environment is inconsistent: RANK={rank} WORLD_SIZE={world} "
-                             f"LOCAL_RANK={local}")
+        raise SignscopeError(
+            f"torchrun environment is inconsistent: RANK={rank} WORLD_SIZE={world} "
+            f"LOCAL_RANK={local}"
+        )
     return LaunchEnv(rank, world, local)
 
 
@@ -79,8 +81,10 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     """Each rank's share of the global ``--batch-size``; it must divide evenly, or the ranks'
     gradients would average over unequal batches."""
     if batch_size % world_size:
-        raise UsageError(f"--batch-size {batch_size} cannot be split evenly over {world_size} processes; "
-                         f"use a multiple of {world_size}")
+        raise UsageError(
+            f"--batch-size {batch_size} cannot be split evenly over {world_size} processes; "
+            f"use a multiple of {world_size}"
+        )
     return batch_size // world_size
 
 
@@ -91,9 +95,11 @@ def check_group(world_size: int) -> None:
         return
     size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else None
     if size != world_size:
-        raise UsageError(f"world_size {world_size} needs an initialised process group of that size "
-                         f"(found {size or 'none'}); launch with torchrun, or call "
-                         "torch.distributed.init_process_group first")
+        raise UsageError(
+            f"world_size {world_size} needs an initialised process group of that size "
+            f"(found {size or 'none'}); launch with torchrun, or call "
+            "torch.distributed.init_process_group first"
+        )
 
 
 @contextlib.contextmanager
@@ -104,16 +110,24 @@ def process_group(env: LaunchEnv, device_type: str) -> Iterator[LaunchEnv]:
         yield env
         return
     if not dist.is_available():
-        raise SignscopeError("this PyTorch build has no torch.distributed; cannot run under torchrun")
+        raise SignscopeError(
+            "this PyTorch build has no torch.distributed; cannot run under torchrun"
+        )
     kwargs = {}
     if device_type == "cuda":
         if env.local_rank >= torch.cuda.device_count():
-            raise SignscopeError(f"LOCAL_RANK {env.local_rank} but only {torch.cuda.device_count()} CUDA "
-                                 "devices are visible; use --nproc_per_node <= the GPU count")
+            raise SignscopeError(
+                f"LOCAL_RANK {env.local_rank} but only {torch.cuda.device_count()} CUDA "
+                "devices are visible; use --nproc_per_node <= the GPU count"
+            )
         torch.cuda.set_device(env.local_rank)
         kwargs["device_id"] = torch.device("cuda", env.local_rank)
-    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo",
-                            rank=env.rank, world_size=env.world_size, **kwargs)
+    dist.init_process_group(
+        backend="nccl" if device_type == "cuda" else "gloo",
+        rank=env.rank,
+        world_size=env.world_size,
+        **kwargs,
+    )
     try:
         yield env
     finally:
@@ -130,8 +144,12 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, output_device=device.index if ids else None,
-                                   forward_sync_buffers=False)
+    return DistributedDataParallel(
+        model,
+        device_ids=ids,
+        output_device=device.index if ids else None,
+        forward_sync_buffers=False,
+    )
 
 
 def _active() -> bool:

@@ -84,8 +84,16 @@ class StreamedDataset:
     def to(self, device: torch.device | str, channels_last: bool = False) -> StreamedDataset:
         return dataclasses.replace(self, device=torch.device(device), channels_last=channels_last)
 
-    def batches(self, batch_size: int, generator: torch.Generator, *, train: bool, rank: int = 0,
-                world_size: int = 1, drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        train: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Same contract as :func:`trainers.data.batches`: ``train`` draws one permutation per
         call from ``generator`` and gives rank ``r`` positions ``r, r+world_size, ...``;
         evaluation walks the whole validation set in order on every rank."""
@@ -93,22 +101,43 @@ class StreamedDataset:
             n = self.n_train
             perm = torch.randperm(n, generator=generator, device=generator.device).cpu()
             # One draw per epoch seeds every image's crop and flip (see the module docstring).
-            epoch_seed = int(torch.randint(0, 2**62, (1,), generator=generator,
-                                           device=generator.device).item())
+            epoch_seed = int(
+                torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
+            )
             usable = n - n % world_size
             order = perm[rank:usable:world_size].numpy()
-            reader = _Reader(self.train_files[order], self.train_labels[order], self.image_size, self.resize, train=True,
-                             seed=epoch_seed, indices=order)
+            reader = _Reader(
+                self.train_files[order],
+                self.train_labels[order],
+                self.image_size,
+                self.resize,
+                train=True,
+                seed=epoch_seed,
+                indices=order,
+            )
         else:
             # The trainer's large evaluation batches suit data already on the device; here
             # each batch in flight is pinned host memory (150 KB per image).
             batch_size = min(batch_size, EVAL_BATCH)
-            reader = _Reader(self.test_files, self.test_labels, self.image_size, self.resize,
-                             train=False, seed=0, indices=np.arange(len(self.test_files)))
+            reader = _Reader(
+                self.test_files,
+                self.test_labels,
+                self.image_size,
+                self.resize,
+                train=False,
+                seed=0,
+                indices=np.arange(len(self.test_files)),
+            )
         loader = torch.utils.data.DataLoader(
-            reader, batch_size=batch_size, shuffle=False, drop_last=drop_last,
-            num_workers=self.workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False, prefetch_factor=PREFETCH if self.workers else None)
+            reader,
+            batch_size=batch_size,
+            shuffle=False,
+            drop_last=drop_last,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=PREFETCH if self.workers else None,
+        )
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
         inv_std = 1 / (torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -127,8 +156,17 @@ class StreamedDataset:
 class _Reader(torch.utils.data.Dataset):
     """Decodes and crops one image per item, in a DataLoader worker: (uint8 CHW, label)."""
 
-    def __init__(self, files: np.ndarray, labels: np.ndarray, size: int, resize: int, *, train: bool,
-                 seed: int, indices: np.ndarray) -> None:
+    def __init__(
+        self,
+        files: np.ndarray,
+        labels: np.ndarray,
+        size: int,
+        resize: int,
+        *,
+        train: bool,
+        seed: int,
+        indices: np.ndarray,
+    ) -> None:
         self.files, self.labels, self.size, self.resize = files, labels, size, resize
         self.train, self.seed, self.indices = train, seed, indices
 
@@ -201,29 +239,43 @@ def load_imagenet(root: Path, workers: int = 8) -> StreamedDataset:
             raise SignscopeError(
                 f"no ImageNet at {root}: expected the folder {d} (ImageFolder layout: "
                 f"{FOLDER}/train/<wnid>/*.JPEG and {FOLDER}/val/<wnid>/*.JPEG, as the PyTorch "
-                "ImageNet example prepares it)")
+                "ImageNet example prepares it)"
+            )
     classes = sorted(e.name for e in os.scandir(train_dir) if e.is_dir())
     if not classes:
         raise SignscopeError(f"{train_dir}: no class folders")
     val_classes = sorted(e.name for e in os.scandir(val_dir) if e.is_dir())
     if not val_classes:
-        raise SignscopeError(f"{val_dir}: no class folders; sort the validation images into "
-                             f"val/<wnid>/ first (the PyTorch ImageNet example's valprep.sh does it)")
+        raise SignscopeError(
+            f"{val_dir}: no class folders; sort the validation images into "
+            f"val/<wnid>/ first (the PyTorch ImageNet example's valprep.sh does it)"
+        )
     if val_classes != classes:
         extra = sorted(set(val_classes) ^ set(classes))[:3]
-        raise SignscopeError(f"{val_dir}: its class folders differ from {train_dir}'s "
-                             f"(e.g. {', '.join(extra)})")
+        raise SignscopeError(
+            f"{val_dir}: its class folders differ from {train_dir}'s (e.g. {', '.join(extra)})"
+        )
     train_files, train_labels = _list(train_dir, classes)
     test_files, test_labels = _list(val_dir, classes)
-    return StreamedDataset("imagenet", train_files, train_labels, test_files, test_labels,
-                           num_classes=len(classes), workers=min(workers, os.cpu_count() or 1))
+    return StreamedDataset(
+        "imagenet",
+        train_files,
+        train_labels,
+        test_files,
+        test_labels,
+        num_classes=len(classes),
+        workers=min(workers, os.cpu_count() or 1),
+    )
 
 
 def _list(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(e.path for e in os.scandir(folder / name)
-                       if e.is_file() and e.name.lower().endswith(EXTENSIONS))
+        found = sorted(
+            e.path
+            for e in os.scandir(folder / name)
+            if e.is_file() and e.name.lower().endswith(EXTENSIONS)
+        )
         if not found:
             raise SignscopeError(f"{folder / name}: no images for class {name}")
         files += found

@@ -46,7 +46,9 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     try:
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
     except KeyError:
-        raise ValueError(f"unknown amp mode {amp!r}; choose one of {', '.join(AMP_MODES)}") from None
+        raise ValueError(
+            f"unknown amp mode {amp!r}; choose one of {', '.join(AMP_MODES)}"
+        ) from None
 
 
 def amp_label(amp: str, device: torch.device) -> str:
@@ -116,13 +118,15 @@ class ForeachSGD:
         torch._foreach_add_(self.params, grads, alpha=-self.param_groups[0]["lr"])
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
-                   device: torch.device):
+def make_optimizer(
+    model: nn.Module, lr: float, momentum: float, weight_decay: float, device: torch.device
+):
     """SGD over all parameters: torch's fused kernel on CUDA (one launch for the whole
     update), :class:`ForeachSGD` on CPU."""
     if device.type == "cuda":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                               weight_decay=weight_decay, fused=True)
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True
+        )
     return ForeachSGD(model.parameters(), lr, momentum, weight_decay)
 
 
@@ -175,16 +179,24 @@ def train_one_epoch(
         raise RuntimeError(f"epoch ran {step + 1} steps, schedule has {len(lrs)}")
     if reduce is not None:
         # float64 holds the counts exactly; one collective for all three numbers.
-        totals = reduce(torch.stack([loss_sum.double(), correct.double(),
-                                     torch.tensor(float(seen), dtype=torch.float64, device=device)]))
+        totals = reduce(
+            torch.stack(
+                [
+                    loss_sum.double(),
+                    correct.double(),
+                    torch.tensor(float(seen), dtype=torch.float64, device=device),
+                ]
+            )
+        )
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
     loss_val = float(loss_sum) / max(seen, 1)
     return EpochStats(loss=loss_val, acc=int(correct) / max(seen, 1), examples=seen)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-             amp: str = "auto") -> float:
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], amp: str = "auto"
+) -> float:
     """Top-1 accuracy over ``batches`` (the test set, in order, large batches)."""
     model.eval()
     device = next(model.parameters()).device

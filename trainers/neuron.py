@@ -52,7 +52,9 @@ class NeuronConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.optimizer == "lbfgs" and self.lr is not None:
-            raise ValueError("lr applies to gradient descent only (LBFGS picks its steps by line search)")
+            raise ValueError(
+                "lr applies to gradient descent only (LBFGS picks its steps by line search)"
+            )
 
     @property
     def gd_lr(self) -> float:
@@ -89,7 +91,9 @@ def keep_schedule(d: int, prune_levels: int) -> list[int]:
     reaching zero where rounding would, e.g. for d = 2 over three levels (2, 2, 1, 1).
     """
     if d < 1 or prune_levels < 1:
-        raise ValueError(f"need d >= 1 and prune_levels >= 1, got d={d}, prune_levels={prune_levels}")
+        raise ValueError(
+            f"need d >= 1 and prune_levels >= 1, got d={d}, prune_levels={prune_levels}"
+        )
     q = d ** (-1.0 / prune_levels)
     keep = [d]
     for level in range(1, prune_levels + 1):
@@ -128,7 +132,9 @@ def draw_run(cfg: NeuronConfig, run: int) -> RunData:
     w_init = rng.normal(0.0, scale, cfg.d)
     x_test = rng.normal(0.0, scale, (cfg.test_samples, cfg.d))
     as_t = torch.from_numpy
-    return RunData(as_t(x), as_t(y), as_t(x_test), as_t(np.maximum(x_test[:, 0], 0.0)), as_t(w_init))
+    return RunData(
+        as_t(x), as_t(y), as_t(x_test), as_t(np.maximum(x_test[:, 0], 0.0)), as_t(w_init)
+    )
 
 
 def initial_params(w_init: torch.Tensor, a_sign: int, w1_sign: int) -> tuple[float, torch.Tensor]:
@@ -171,7 +177,11 @@ def fit_lbfgs(problems: Sequence[Problem], steps: int) -> list[tuple[float, torc
     for x, y, a, w in problems:
         theta = torch.cat([torch.tensor([a], dtype=x.dtype), w.to(x.dtype)]).requires_grad_(True)
         opt = torch.optim.LBFGS(
-            [theta], lr=1.0, max_iter=steps, max_eval=steps + steps // 4, line_search_fn="strong_wolfe"
+            [theta],
+            lr=1.0,
+            max_iter=steps,
+            max_eval=steps + steps // 4,
+            line_search_fn="strong_wolfe",
         )
         xb, yb = x.unsqueeze(0), y.unsqueeze(0)
 
@@ -223,7 +233,9 @@ def prune(state: LevelState, keep: int) -> tuple[np.ndarray, np.ndarray]:
     return state.alive[pos], pos
 
 
-def run_experiment(cfg: NeuronConfig, progress: Callable[[int], None] | None = None) -> pl.DataFrame:
+def run_experiment(
+    cfg: NeuronConfig, progress: Callable[[int], None] | None = None
+) -> pl.DataFrame:
     """Every run in every quadrant, IMP and LRR; one row per (method, quadrant, run).
 
     Levels advance in lockstep over all runs so that gradient descent can train a whole
@@ -240,8 +252,13 @@ def run_experiment(cfg: NeuronConfig, progress: Callable[[int], None] | None = N
     # thread also fixes the reduction order, so a seed gives bit-identical results.
     torch.set_num_threads(1)
     try:
-        dense_fit = fit(cfg, [(data[run].x, data[run].y, a0, w0)
-                              for (run, _), (a0, w0) in zip(cells, inits, strict=True)])
+        dense_fit = fit(
+            cfg,
+            [
+                (data[run].x, data[run].y, a0, w0)
+                for (run, _), (a0, w0) in zip(cells, inits, strict=True)
+            ],
+        )
         dense = [LevelState(every, a, w) for a, w in dense_fit]
         states = {method: list(dense) for method in METHODS}
         if progress is not None:
@@ -259,7 +276,7 @@ def run_experiment(cfg: NeuronConfig, progress: Callable[[int], None] | None = N
                     kept.append(alive)
             trained = list(zip(kept, fit(cfg, problems), strict=True))
             for i, method in enumerate(METHODS):
-                chunk = trained[i * len(cells):(i + 1) * len(cells)]
+                chunk = trained[i * len(cells) : (i + 1) * len(cells)]
                 states[method] = [LevelState(alive, a, w) for alive, (a, w) in chunk]
             if progress is not None:
                 progress(level + 1)
@@ -267,17 +284,26 @@ def run_experiment(cfg: NeuronConfig, progress: Callable[[int], None] | None = N
         torch.set_num_threads(previous_threads)
     rows = []
     for method in METHODS:
-        for i, ((run, (a_sign, w1_sign)), state) in enumerate(zip(cells, states[method], strict=True)):
+        for i, ((run, (a_sign, w1_sign)), state) in enumerate(
+            zip(cells, states[method], strict=True)
+        ):
             test = (data[run].x_test, data[run].t_test)
             error = relative_error(state, *test)
-            rows.append({
-                "method": method, "a_sign": a_sign, "w1_sign": w1_sign, "d": cfg.d, "run": run,
-                "rel_error": error, "success": error < cfg.threshold,
-                "kept_x1": bool(state.alive[0] == 0),
-                "a_final": state.a,
-                "w1_final": float(state.w[0]) if state.alive[0] == 0 else 0.0,
-                "dense_rel_error": relative_error(dense[i], *test),
-            })
+            rows.append(
+                {
+                    "method": method,
+                    "a_sign": a_sign,
+                    "w1_sign": w1_sign,
+                    "d": cfg.d,
+                    "run": run,
+                    "rel_error": error,
+                    "success": error < cfg.threshold,
+                    "kept_x1": bool(state.alive[0] == 0),
+                    "a_final": state.a,
+                    "w1_final": float(state.w[0]) if state.alive[0] == 0 else 0.0,
+                    "dense_rel_error": relative_error(dense[i], *test),
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -288,19 +314,29 @@ def quadrant_table(per_run: pl.DataFrame) -> pl.DataFrame:
         for method in METHODS:
             for a_sign, w1_sign in QUADRANTS:
                 cell = per_run.filter(
-                    (pl.col("d") == d) & (pl.col("method") == method)
-                    & (pl.col("a_sign") == a_sign) & (pl.col("w1_sign") == w1_sign)
+                    (pl.col("d") == d)
+                    & (pl.col("method") == method)
+                    & (pl.col("a_sign") == a_sign)
+                    & (pl.col("w1_sign") == w1_sign)
                 )
                 n = cell.height
                 if n == 0:
                     continue
                 successes = int(cell["success"].sum())
                 low, high = wilson_interval(successes, n)
-                rows.append({
-                    "method": method, "a_sign": a_sign, "w1_sign": w1_sign, "d": d, "runs": n,
-                    "success_rate": successes / n, "ci_low": low, "ci_high": high,
-                    "mean_rel_error": float(cell["rel_error"].mean()),
-                })
+                rows.append(
+                    {
+                        "method": method,
+                        "a_sign": a_sign,
+                        "w1_sign": w1_sign,
+                        "d": d,
+                        "runs": n,
+                        "success_rate": successes / n,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "mean_rel_error": float(cell["rel_error"].mean()),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
@@ -319,7 +355,9 @@ def neuron_tables(
     frames = []
     for i, cfg in enumerate(configs):
         offset = i * (base.prune_levels + 1)
-        report = None if progress is None else (lambda k, offset=offset: progress(offset + k, total))
+        report = (
+            None if progress is None else (lambda k, offset=offset: progress(offset + k, total))
+        )
         frames.append(run_experiment(cfg, report))
     runs = pl.concat(frames)
     tables = {"quadrants": quadrant_table(runs)}

@@ -17,14 +17,19 @@ from rich.text import Text
 
 def level_line(s: dict[str, Any]) -> str:
     acc = "—" if s.get("test_acc") is None else f"{s['test_acc']:.4f}"
-    return (f"level {s['level']:>2}  density {s['density']:.4f}  alive {s['alive']}  "
-            f"test_acc {acc}  train_loss {s['train_loss']:.4f}  {s['seconds']:.1f}s")
+    return (
+        f"level {s['level']:>2}  density {s['density']:.4f}  alive {s['alive']}  "
+        f"test_acc {acc}  train_loss {s['train_loss']:.4f}  {s['seconds']:.1f}s"
+    )
 
 
 def epoch_text(r: dict[str, Any], levels: int, epochs: int) -> str:
     test = "" if r.get("test_acc") is None else f"  test {r['test_acc']:.2%}"
-    return (f"level {r['level']}/{levels - 1}  epoch {r['epoch']}/{epochs}  loss {r['train_loss']:.4f}  "
-            f"acc {r['train_acc']:.2%}{test}  lr {r['lr']:.4g}")
+    return (
+        f"level {r['level']}/{levels - 1}  epoch {r['epoch']}/{epochs}  "
+        f"loss {r['train_loss']:.4f}  "
+        f"acc {r['train_acc']:.2%}{test}  lr {r['lr']:.4g}"
+    )
 
 
 class Reporter:
@@ -59,7 +64,9 @@ class PlainReporter(Reporter):
     """One line per epoch, for logs."""
 
     def epoch(self, record: dict[str, Any]) -> None:
-        self.console.print(epoch_text(record, self.levels, self.epochs), markup=False, highlight=False)
+        self.console.print(
+            epoch_text(record, self.levels, self.epochs), markup=False, highlight=False
+        )
 
 
 class LiveReporter(Reporter):
@@ -77,8 +84,12 @@ class LiveReporter(Reporter):
         )
         self.task = self.progress.add_task("", total=total_steps, completed=done_steps)
         self.stats = Text("", no_wrap=True, overflow="ellipsis")
-        self.live = Live(Group(self.progress, self.stats), console=self.console, transient=True,
-                         refresh_per_second=4)
+        self.live = Live(
+            Group(self.progress, self.stats),
+            console=self.console,
+            transient=True,
+            refresh_per_second=4,
+        )
         self.live.start()
 
     def _where(self, level: int, epoch: int) -> str:
@@ -94,8 +105,10 @@ class LiveReporter(Reporter):
         nxt = min(record["epoch"] + 1, self.epochs)
         self.progress.update(self.task, description=self._where(record["level"], nxt))
         test = "" if record.get("test_acc") is None else f"  test {record['test_acc']:.2%}"
-        self.stats.plain = (f"  last epoch: loss {record['train_loss']:.4f}  acc {record['train_acc']:.2%}"
-                            f"{test}  lr {record['lr']:.4g}")
+        self.stats.plain = (
+            f"  last epoch: loss {record['train_loss']:.4f}  acc {record['train_acc']:.2%}"
+            f"{test}  lr {record['lr']:.4g}"
+        )
 
     def level_done(self, summary: dict[str, Any]) -> None:
         self.live.console.print(level_line(summary), markup=False, highlight=False)

@@ -25,8 +25,8 @@ class PruneContext:
 
     level: int
     weights: Mapping[str, torch.Tensor]  # prunable tensors at the end of level-1 (pruned ones 0)
-    masks: Masks                         # masks of level-1
-    n_keep: int                          # alive weights the new masks must have in total
+    masks: Masks  # masks of level-1
+    n_keep: int  # alive weights the new masks must have in total
     model: torch.nn.Module | None = None  # holding the end-of-(level-1) state
     dataset: Any = None
     generator: torch.Generator | None = None
@@ -84,7 +84,7 @@ def keep_top_global(scores: Mapping[str, torch.Tensor], masks: Masks, n_keep: in
     start = 0
     for n in names:
         numel = scores[n].numel()
-        out[n] = keep[start:start + numel].reshape(scores[n].shape)
+        out[n] = keep[start : start + numel].reshape(scores[n].shape)
         start += numel
     return out
 
@@ -131,11 +131,17 @@ def _lrr_start(prev, rewind, bn_names, bn_rewind):
 START_RULES = {"imp": _imp_start, "lrr": _lrr_start}
 
 
-def level_start_state(method: str, *, prev_state: Mapping[str, torch.Tensor],
-                      rewind_state: Mapping[str, torch.Tensor], masks: Masks,
-                      bn_names: Iterable[str] = (), bn_rewind: bool = False,
-                      signs: Mapping[str, torch.Tensor] | None = None,
-                      flips: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def level_start_state(
+    method: str,
+    *,
+    prev_state: Mapping[str, torch.Tensor],
+    rewind_state: Mapping[str, torch.Tensor],
+    masks: Masks,
+    bn_names: Iterable[str] = (),
+    bn_rewind: bool = False,
+    signs: Mapping[str, torch.Tensor] | None = None,
+    flips: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """The state dict level L >= 1 starts from (SPEC section 1's table).
 
     imp: rewind point ⊙ mask_L. lrr: end of level L-1 ⊙ mask_L, with ``bn_rewind`` the

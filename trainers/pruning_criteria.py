@@ -66,7 +66,9 @@ def balanced_random(ctx: PruneContext) -> Masks:
         prev = ctx.masks[name]
         alive = prev.reshape(-1).nonzero().squeeze(1).cpu()
         if alive.numel() < k:  # balanced_counts is monotone, so only a foreign mask gets here
-            raise RuntimeError(f"{name}: {alive.numel()} weights alive, the balanced mask needs {k}")
+            raise RuntimeError(
+                f"{name}: {alive.numel()} weights alive, the balanced mask needs {k}"
+            )
         keep = torch.zeros(prev.numel(), dtype=torch.bool)
         keep[alive[torch.randperm(alive.numel(), generator=generator)[:k]]] = True
         out[name] = keep.reshape(prev.shape).to(prev.device)
@@ -139,8 +141,10 @@ def synflow_scores(model: nn.Module, input_shape: Sequence[int], names: Sequence
     scores = {n: (p.detach() * g).abs() for n, p, g in zip(names, params, grads, strict=True)}
     top = max(float(s.max()) for s in scores.values())
     if not 0 < top < float("inf"):
-        raise SignscopeError(f"SynFlow scores are {'all zero' if top == 0 else 'not finite'} "
-                             "(the network's output vanished or overflowed even in float64)")
+        raise SignscopeError(
+            f"SynFlow scores are {'all zero' if top == 0 else 'not finite'} "
+            "(the network's output vanished or overflowed even in float64)"
+        )
     return {n: s / top for n, s in scores.items()}
 
 
@@ -155,4 +159,3 @@ def synflow(ctx: PruneContext) -> Masks:
     shape = ctx.dataset.input_shape
     scores = synflow_scores(ctx.model, shape, list(ctx.weights))
     return keep_top_global(scores, ctx.masks, ctx.n_keep)
-

@@ -28,8 +28,9 @@ def step_milestones(epochs: int, warmup_epochs: int) -> tuple[int, ...]:
     return tuple(warmup_epochs + round(rest * f) for f in STEP_MILESTONES)
 
 
-def lr_at(schedule: str, step: int, steps_per_epoch: int, epochs: int, warmup_epochs: int,
-          peak: float) -> float:
+def lr_at(
+    schedule: str, step: int, steps_per_epoch: int, epochs: int, warmup_epochs: int, peak: float
+) -> float:
     """The LR of 0-based ``step`` of a level with ``epochs`` x ``steps_per_epoch`` steps.
 
     Warmup rises linearly from peak/warmup_steps at the first step to the peak at the last
@@ -58,12 +59,15 @@ def lr_at(schedule: str, step: int, steps_per_epoch: int, epochs: int, warmup_ep
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
-def level_lrs(schedule: str, steps_per_epoch: int, epochs: int, warmup_epochs: int,
-              peak: float) -> list[list[float]]:
+def level_lrs(
+    schedule: str, steps_per_epoch: int, epochs: int, warmup_epochs: int, peak: float
+) -> list[list[float]]:
     """Per-epoch lists of per-step LRs for one level, computed once on the host so the
     training loop only assigns Python floats (no device work, no synchronisation)."""
     return [
-        [lr_at(schedule, e * steps_per_epoch + s, steps_per_epoch, epochs, warmup_epochs, peak)
-         for s in range(steps_per_epoch)]
+        [
+            lr_at(schedule, e * steps_per_epoch + s, steps_per_epoch, epochs, warmup_epochs, peak)
+            for s in range(steps_per_epoch)
+        ]
         for e in range(epochs)
     ]

@@ -91,16 +91,24 @@ _DATA, _GLOBAL, _PRUNE, _PERTURB = 0, 1, 2, 3
 
 
 def level_seed(seed: int, level: int, stream: int) -> int:
-    return int(np.random.SeedSequence([seed, level, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([seed, level, stream]).generate_state(1, dtype=np.uint64)[0] >> 1
+    )
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build"
-        raise SignscopeError(f"--device cuda: no CUDA device is available (torch {torch.__version__}, "
-                             f"{build}); use --device cpu or --device auto")
+        build = (
+            "built without CUDA"
+            if torch.version.cuda is None
+            else f"CUDA {torch.version.cuda} build"
+        )
+        raise SignscopeError(
+            f"--device cuda: no CUDA device is available (torch {torch.__version__}, "
+            f"{build}); use --device cpu or --device auto"
+        )
     return torch.device(name)
 
 
@@ -111,21 +119,32 @@ def snapshot(model: nn.Module) -> State:
 
 def batchnorm_state_names(model: nn.Module) -> list[str]:
     """State-dict names of every BatchNorm parameter and buffer (gamma, beta, running stats)."""
-    return [f"{prefix}.{k}" if prefix else k
-            for prefix, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            for k in m.state_dict()]
+    return [
+        f"{prefix}.{k}" if prefix else k
+        for prefix, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for k in m.state_dict()
+    ]
 
 
-def _check_fits(state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor], what: str) -> None:
+def _check_fits(
+    state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor], what: str
+) -> None:
     if set(state) != set(model_state):
-        extra, missing = sorted(set(state) - set(model_state)), sorted(set(model_state) - set(state))
-        raise SignscopeError(f"{what}: different architecture (tensors missing: {missing[:3]}, "
-                             f"unexpected: {extra[:3]})")
+        extra, missing = (
+            sorted(set(state) - set(model_state)),
+            sorted(set(model_state) - set(state)),
+        )
+        raise SignscopeError(
+            f"{what}: different architecture (tensors missing: {missing[:3]}, "
+            f"unexpected: {extra[:3]})"
+        )
     for k, v in model_state.items():
         if tuple(state[k].shape) != tuple(v.shape) or state[k].dtype != v.dtype:
-            raise SignscopeError(f"{what}: different architecture ({k} is {tuple(state[k].shape)} "
-                                 f"{state[k].dtype}, the model has {tuple(v.shape)} {v.dtype})")
+            raise SignscopeError(
+                f"{what}: different architecture ({k} is {tuple(state[k].shape)} "
+                f"{state[k].dtype}, the model has {tuple(v.shape)} {v.dtype})"
+            )
 
 
 @contextlib.contextmanager
@@ -167,23 +186,35 @@ class _Session:
 
     def manifest(self, complete: bool) -> None:
         if self.is_main:
-            write_manifest(self.out, self.cfg.to_json(), self.summaries, complete,
-                           method=self.cfg.label, device=self.device.type,
-                           threads=torch.get_num_threads(), amp=amp_label(self.amp, self.device),
-                           compile=self.compile, world_size=self.world_size)
+            write_manifest(
+                self.out,
+                self.cfg.to_json(),
+                self.summaries,
+                complete,
+                method=self.cfg.label,
+                device=self.device.type,
+                threads=torch.get_num_threads(),
+                amp=amp_label(self.amp, self.device),
+                compile=self.compile,
+                world_size=self.world_size,
+            )
 
 
 def _check_resumable(cfg: TrainConfig, out: Path) -> dict | None:
     manifest = read_manifest(out)
     if manifest is None:
         if any(out.glob("*.safetensors")):
-            raise UsageError(f"--resume {out}: no run.json there, so it is not a signscope run to continue")
+            raise UsageError(
+                f"--resume {out}: no run.json there, so it is not a signscope run to continue"
+            )
         return None
     stored = config_from_json(manifest.get("config", {}))
     for f in dataclasses.fields(TrainConfig):
         if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(cfg, f.name):
-            raise UsageError(f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
-                             f"{getattr(stored, f.name)!r} in the run")
+            raise UsageError(
+                f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
+                f"{getattr(stored, f.name)!r} in the run"
+            )
     return manifest
 
 
@@ -192,16 +223,24 @@ def _metrics_for(out: Path, levels: list[int]) -> list[dict]:
     if not path.exists():
         return []
     keep = set(levels)
-    return [r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-            if r.get("level") in keep]
+    return [
+        r
+        for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        if r.get("level") in keep
+    ]
 
 
 def _summary(level: int, meta: Mapping[str, str], seconds: float) -> dict[str, Any]:
     acc = meta.get("test_acc")
-    return {"level": level, "density": float(meta["density"]), "alive": int(meta["alive"]),
-            "test_acc": None if acc is None else float(acc),
-            "train_loss": float(meta["train_loss"]), "train_acc": float(meta["train_acc"]),
-            "seconds": round(seconds, 3)}
+    return {
+        "level": level,
+        "density": float(meta["density"]),
+        "alive": int(meta["alive"]),
+        "test_acc": None if acc is None else float(acc),
+        "train_loss": float(meta["train_loss"]),
+        "train_acc": float(meta["train_acc"]),
+        "seconds": round(seconds, 3),
+    }
 
 
 def train(
@@ -235,16 +274,29 @@ def train(
     distributed.check_group(world_size)
     device = resolve_device(cfg.device)
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's GPU under torchrun
+        device = torch.device(
+            "cuda", torch.cuda.current_device()
+        )  # LOCAL_RANK's GPU under torchrun
     out = Path(out)
     reporter = reporter or Reporter()
-    session = _Session(cfg, out, device, reporter, is_main=rank == 0, amp=amp, compile=compile,
-                       world_size=world_size)
+    session = _Session(
+        cfg,
+        out,
+        device,
+        reporter,
+        is_main=rank == 0,
+        amp=amp,
+        compile=compile,
+        world_size=world_size,
+    )
     if resume and out.is_dir() and _check_resumable(cfg, out) is None:
         resume = False  # nothing recorded yet: start afresh in the (empty) folder
     done = completed_levels(out) if resume else []
     if len(done) > cfg.levels:
-        raise UsageError(f"--resume {out}: the run already has {len(done)} levels, more than --levels {cfg.levels}")
+        raise UsageError(
+            f"--resume {out}: the run already has {len(done)} levels, "
+            f"more than --levels {cfg.levels}"
+        )
     created = not out.exists()
     distributed.barrier()  # every rank has read the run's state before rank 0 changes the folder
     if session.is_main:
@@ -259,19 +311,39 @@ def train(
         raise
 
 
-def _train(session: _Session, done: list[int], on_level_start: LevelCallback | None,
-           rank: int, world_size: int) -> Path:
+def _train(
+    session: _Session,
+    done: list[int],
+    on_level_start: LevelCallback | None,
+    rank: int,
+    world_size: int,
+) -> Path:
     cfg, out, device, reporter = session.cfg, session.out, session.device, session.reporter
     with _training_context(device, cfg.threads):
         cuda = device.type == "cuda"
-        data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download,
-                            synthetic_shape=cfg.synthetic_shape, synthetic_classes=cfg.synthetic_classes,
-                            synthetic_size=cfg.synthetic_size, seed=cfg.seed,
-                            workers=cfg.data_workers).to(device, channels_last=cuda)
-        model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
-                            generator=torch.Generator().manual_seed(cfg.seed))
-        model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-        variants = LevelVariants(cfg, prunable_parameters(model))  # checks --mask-from RUN before any write
+        data = load_dataset(
+            cfg.dataset,
+            root=cfg.data_root,
+            download=cfg.download,
+            synthetic_shape=cfg.synthetic_shape,
+            synthetic_classes=cfg.synthetic_classes,
+            synthetic_size=cfg.synthetic_size,
+            seed=cfg.seed,
+            workers=cfg.data_workers,
+        ).to(device, channels_last=cuda)
+        model = build_model(
+            cfg.model,
+            data.num_classes,
+            data.in_channels,
+            data.image_size,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        model = model.to(
+            device, memory_format=torch.channels_last if cuda else torch.preserve_format
+        )
+        variants = LevelVariants(
+            cfg, prunable_parameters(model)
+        )  # checks --mask-from RUN before any write
         session.forward = distributed.wrap(model, device)
         if session.compile:
             session.forward = compile_model(session.forward)
@@ -280,8 +352,9 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
         prunable = prunable_parameters(model)
         total = sum(p.numel() for p in prunable.values())
         bn_names = batchnorm_state_names(model)
-        steps, drop_last = steps_per_epoch(data.n_train,
-                                           distributed.per_rank_batch(cfg.batch_size, world_size), world_size)
+        steps, drop_last = steps_per_epoch(
+            data.n_train, distributed.per_rank_batch(cfg.batch_size, world_size), world_size
+        )
 
         if done:
             prev_state, masks = _restore(session, model, done)
@@ -289,8 +362,12 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
             prev_state, masks = None, dense_masks(prunable)
         session.manifest(complete=False)
 
-        reporter.start(cfg.levels, cfg.epochs, total_steps=cfg.levels * cfg.epochs * steps,
-                       done_steps=len(done) * cfg.epochs * steps)
+        reporter.start(
+            cfg.levels,
+            cfg.epochs,
+            total_steps=cfg.levels * cfg.epochs * steps,
+            done_steps=len(done) * cfg.epochs * steps,
+        )
         try:
             for level in range(len(done), cfg.levels):
                 torch.manual_seed(level_seed(cfg.seed, level, _GLOBAL))
@@ -298,20 +375,41 @@ def _train(session: _Session, done: list[int], on_level_start: LevelCallback | N
                     start = init_state
                 else:
                     given = variants.masks(level, device)
-                    masks = given if given is not None else _prune(session, level, model, data, prev_state,
-                                                                   masks, prunable, total)
+                    masks = (
+                        given
+                        if given is not None
+                        else _prune(session, level, model, data, prev_state, masks, prunable, total)
+                    )
                     distributed.broadcast_tensors(masks.values())
                     flips = variants.flips(level, masks, level_seed(cfg.seed, level, _PERTURB))
-                    start = level_start_state(cfg.method, prev_state=prev_state, rewind_state=rewind_state,
-                                              masks=masks, bn_names=bn_names, bn_rewind=cfg.bn_rewind,
-                                              signs=variants.signs(level, device), flips=flips)
+                    start = level_start_state(
+                        cfg.method,
+                        prev_state=prev_state,
+                        rewind_state=rewind_state,
+                        masks=masks,
+                        bn_names=bn_names,
+                        bn_rewind=cfg.bn_rewind,
+                        signs=variants.signs(level, device),
+                        flips=flips,
+                    )
                 model.load_state_dict(start)
                 distributed.broadcast_state(model)
                 reporter.level_start(level)
                 if on_level_start is not None:
                     on_level_start(level, model)
-                rewind_state = _train_level(session, model, data, level, masks, prunable, steps, drop_last,
-                                            rewind_state, rank, world_size)
+                rewind_state = _train_level(
+                    session,
+                    model,
+                    data,
+                    level,
+                    masks,
+                    prunable,
+                    steps,
+                    drop_last,
+                    rewind_state,
+                    rank,
+                    world_size,
+                )
                 prev_state = masked(snapshot(model), masks)
                 _finish_level(session, level, prev_state, masks, total)
         finally:
@@ -335,16 +433,33 @@ def _restore(session: _Session, model: nn.Module, done: list[int]) -> tuple[Stat
     return {k: v.to(device) for k, v in state.items()}, {k: v.to(device) for k, v in masks.items()}
 
 
-def _prune(session: _Session, level: int, model: nn.Module, data, prev_state: State, masks: dict,
-           prunable: Mapping[str, torch.Tensor], total: int) -> dict:
+def _prune(
+    session: _Session,
+    level: int,
+    model: nn.Module,
+    data,
+    prev_state: State,
+    masks: dict,
+    prunable: Mapping[str, torch.Tensor],
+    total: int,
+) -> dict:
     """Masks of ``level`` chosen from the end of level-1 by the configured criterion."""
     cfg = session.cfg
     model.load_state_dict(prev_state)  # criteria that look at the network see the end of level-1
     generator = torch.Generator(session.device).manual_seed(level_seed(cfg.seed, level, _PRUNE))
-    return prune(criterion_name(cfg.prune, cfg.criterion), PruneContext(
-        level=level, weights={n: prev_state[n] for n in prunable}, masks=masks,
-        n_keep=target_alive(total, cfg.prune_fraction, level), model=model, dataset=data,
-        generator=generator, config=cfg))
+    return prune(
+        criterion_name(cfg.prune, cfg.criterion),
+        PruneContext(
+            level=level,
+            weights={n: prev_state[n] for n in prunable},
+            masks=masks,
+            n_keep=target_alive(total, cfg.prune_fraction, level),
+            model=model,
+            dataset=data,
+            generator=generator,
+            config=cfg,
+        ),
+    )
 
 
 def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[State, State | None]:
@@ -384,8 +499,19 @@ def _record_rewind(session: _Session, model: nn.Module) -> State:
     return state
 
 
-def _train_level(session: _Session, model: nn.Module, data, level: int, masks, prunable, steps: int,
-                 drop_last: bool, rewind_state: State | None, rank: int, world_size: int) -> State | None:
+def _train_level(
+    session: _Session,
+    model: nn.Module,
+    data,
+    level: int,
+    masks,
+    prunable,
+    steps: int,
+    drop_last: bool,
+    rewind_state: State | None,
+    rank: int,
+    world_size: int,
+) -> State | None:
     """Train one level for cfg.epochs epochs; returns the rewind point (recorded in level 0)."""
     cfg, reporter = session.cfg, session.reporter
     session.epochs = []
@@ -402,23 +528,46 @@ def _train_level(session: _Session, model: nn.Module, data, level: int, masks, p
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         stats = train_one_epoch(
-            session.forward, optimizer,
-            batches(data, batch, generator, train=True, rank=rank, world_size=world_size,
-                    drop_last=drop_last),
-            lrs[epoch - 1], enforcer, on_step=lambda _: reporter.step(),
-            amp=session.amp, scaler=scaler, reduce=reduce)
+            session.forward,
+            optimizer,
+            batches(
+                data,
+                batch,
+                generator,
+                train=True,
+                rank=rank,
+                world_size=world_size,
+                drop_last=drop_last,
+            ),
+            lrs[epoch - 1],
+            enforcer,
+            on_step=lambda _: reporter.step(),
+            amp=session.amp,
+            scaler=scaler,
+            reduce=reduce,
+        )
         if not math.isfinite(stats.loss):
-            raise SignscopeError(f"training diverged at level {level}, epoch {epoch} (loss {stats.loss}); "
-                                 "try a lower --lr")
+            raise SignscopeError(
+                f"training diverged at level {level}, epoch {epoch} (loss {stats.loss}); "
+                "try a lower --lr"
+            )
         test_acc = None
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             distributed.broadcast_buffers(model)  # evaluate with rank 0's BatchNorm statistics
-            test_acc = evaluate(session.forward, batches(data, EVAL_BATCH, generator, train=False,
-                                                         rank=rank, world_size=world_size),
-                                amp=session.amp)
-        record = {"level": level, "epoch": epoch, "lr": lrs[epoch - 1][-1], "train_loss": stats.loss,
-                  "train_acc": stats.acc, "test_acc": test_acc,
-                  "seconds": round(time.perf_counter() - t0, 4)}
+            test_acc = evaluate(
+                session.forward,
+                batches(data, EVAL_BATCH, generator, train=False, rank=rank, world_size=world_size),
+                amp=session.amp,
+            )
+        record = {
+            "level": level,
+            "epoch": epoch,
+            "lr": lrs[epoch - 1][-1],
+            "train_loss": stats.loss,
+            "train_acc": stats.acc,
+            "test_acc": test_acc,
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
         if session.is_main:
             atomic_append_line(session.out / METRICS, json.dumps(record))
         reporter.epoch(record)
@@ -432,12 +581,28 @@ def _finish_level(session: _Session, level: int, state: State, masks, total: int
     cfg, last = session.cfg, session.epochs[-1]
     alive = sum(int(m.sum()) for m in masks.values())
     if session.is_main:
-        write_level(session.out, level, state, masks, cfg.label, last["test_acc"],
-                    train_loss=repr(last["train_loss"]), train_acc=repr(last["train_acc"]))
+        write_level(
+            session.out,
+            level,
+            state,
+            masks,
+            cfg.label,
+            last["test_acc"],
+            train_loss=repr(last["train_loss"]),
+            train_acc=repr(last["train_acc"]),
+        )
     seconds = sum(r["seconds"] for r in session.epochs)
-    summary = _summary(level, {"density": repr(alive / total), "alive": str(alive),
-                               "test_acc": repr(last["test_acc"]), "train_loss": repr(last["train_loss"]),
-                               "train_acc": repr(last["train_acc"])}, seconds)
+    summary = _summary(
+        level,
+        {
+            "density": repr(alive / total),
+            "alive": str(alive),
+            "test_acc": repr(last["test_acc"]),
+            "train_loss": repr(last["train_loss"]),
+            "train_acc": repr(last["train_acc"]),
+        },
+        seconds,
+    )
     session.summaries.append(summary)
     session.manifest(complete=False)
     session.reporter.level_done(summary)

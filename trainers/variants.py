@@ -37,7 +37,9 @@ class SourceRun:
     least as many levels; both are checked when the run starts, before anything is written.
     """
 
-    def __init__(self, path: str | Path, option: str, prunable: Mapping[str, torch.Tensor], levels: int):
+    def __init__(
+        self, path: str | Path, option: str, prunable: Mapping[str, torch.Tensor], levels: int
+    ):
         from signscope.run import open_run
 
         self.option, self.path = option, Path(path)
@@ -51,8 +53,10 @@ class SourceRun:
         if theirs != ours:
             raise SignscopeError(f"{where}: different architecture ({_difference(ours, theirs)})")
         if len(run.levels) < levels:
-            raise SignscopeError(f"{where}: has {len(run.levels)} levels (0..{len(run.levels) - 1}), "
-                                 f"this run needs {levels} (--levels {levels})")
+            raise SignscopeError(
+                f"{where}: has {len(run.levels)} levels (0..{len(run.levels) - 1}), "
+                f"this run needs {levels} (--levels {levels})"
+            )
         self._files = [run.checkpoint(level).path for level in run.levels]
         self._names = list(ours)
         self._cached: tuple[int, Tensors, Masks] | None = None
@@ -69,8 +73,10 @@ class SourceRun:
                 raise SignscopeError(f"{self.option} {self._files[level]}: weights are not finite")
             self._cached = (level, weights, {n: masks[n] for n in self._names})
         _, weights, masks = self._cached
-        return ({n: w.to(device) for n, w in weights.items()},
-                {n: m.to(device) for n, m in masks.items()})
+        return (
+            {n: w.to(device) for n, w in weights.items()},
+            {n: m.to(device) for n, m in masks.items()},
+        )
 
 
 def _difference(ours: Mapping[str, tuple], theirs: Mapping[str, tuple]) -> str:

@@ -20,26 +20,53 @@ from signscope.errors import SignscopeError
 
 @app.command()
 def bench(
-    model: Annotated[str, typer.Option("--model", help="Architecture (as for train).")] = "resnet18",
-    dataset: Annotated[str, typer.Option(
-        "--dataset", help="synthetic (random 3x32x32 images) or a data set that train reads (e.g. cifar10, "
-        "from --data-root).")] = "synthetic",
-    data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder holding the data set files.")] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Architecture (as for train).")
+    ] = "resnet18",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="synthetic (random 3x32x32 images) or a data set that train reads (e.g. cifar10, "
+            "from --data-root).",
+        ),
+    ] = "synthetic",
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Folder holding the data set files.")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 256,
     device: Annotated[str, typer.Option("--device", help="cuda, cpu or auto.")] = "cuda",
     compile: CompileOption = False,
     amp: AmpOption = "auto",
-    density: Annotated[float, typer.Option(
-        "--density", help="Fraction of prunable weights alive (global magnitude masks on the init).")] = 0.2,
+    density: Annotated[
+        float,
+        typer.Option(
+            "--density",
+            help="Fraction of prunable weights alive (global magnitude masks on the init).",
+        ),
+    ] = 0.2,
     steps: Annotated[int, typer.Option("--steps", help="Timed steps per loop.")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed steps first (autotuning, compile, workers).")] = 10,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", help="DataLoader worker processes of the reference loop. Default: min(8, CPU cores).")] = None,
-    reference: Annotated[bool, typer.Option(
-        "--reference/--no-reference", help="Also time the plain reference loop.")] = True,
-    profile: Annotated[bool, typer.Option(
-        "--profile", help="Also profile 10 steps of the signscope loop: table 'profile', the operators "
-        "that take the most device time (CPU time on a CPU).")] = False,
+    warmup: Annotated[
+        int, typer.Option("--warmup", help="Untimed steps first (autotuning, compile, workers).")
+    ] = 10,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="DataLoader worker processes of the reference loop. Default: min(8, CPU cores).",
+        ),
+    ] = None,
+    reference: Annotated[
+        bool, typer.Option("--reference/--no-reference", help="Also time the plain reference loop.")
+    ] = True,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Also profile 10 steps of the signscope loop: table 'profile', the operators "
+            "that take the most device time (CPU time on a CPU).",
+        ),
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
@@ -52,20 +79,35 @@ def bench(
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise SignscopeError("signscope bench needs PyTorch: pip install 'signscope[train]'") from None
+        raise SignscopeError(
+            "signscope bench needs PyTorch: pip install 'signscope[train]'"
+        ) from None
     import polars as pl
 
     from trainers.bench import EPOCH_IMAGES, BenchConfig, run_bench
 
-    cfg = BenchConfig(model=model, dataset=dataset, data_root=None if data_root is None else str(data_root),
-                      batch_size=batch_size, device=device, compile=compile, amp=amp, density=density,
-                      steps=steps, warmup=warmup, reference=reference, profile=profile,
-                      **({} if workers is None else {"workers": workers}))
+    cfg = BenchConfig(
+        model=model,
+        dataset=dataset,
+        data_root=None if data_root is None else str(data_root),
+        batch_size=batch_size,
+        device=device,
+        compile=compile,
+        amp=amp,
+        density=density,
+        steps=steps,
+        warmup=warmup,
+        reference=reference,
+        profile=profile,
+        **({} if workers is None else {"workers": workers}),
+    )
     tables = run_bench(cfg)
     emit({name: pl.DataFrame(rows) for name, rows in tables.items()}, fmt, out, stem="bench")
     rows = tables["bench"]
-    note = (f"s_per_epoch = {EPOCH_IMAGES:,} images (CIFAR-10's training set) at the rate of "
-            f"{steps} timed steps after {warmup} warm-up steps: extrapolated, not a measured epoch.")
+    note = (
+        f"s_per_epoch = {EPOCH_IMAGES:,} images (CIFAR-10's training set) at the rate of "
+        f"{steps} timed steps after {warmup} warm-up steps: extrapolated, not a measured epoch."
+    )
     if len(rows) == 2:
         note += f" signscope loop: {rows[0]['speedup']:.2f}x the reference loop's images/s."
     print(note, file=sys.stderr)

@@ -27,19 +27,44 @@ class ExportFormat(StrEnum):
     pdf = "pdf"
 
 
-RunsArg = Annotated[list[str] | None, typer.Argument(
-    metavar="RUN...", help="Run folders (signscope runs or plain folders of .safetensors), as many as you like. "
-    "Pair figures compare the first two.", show_default=False)]
-PairOption = Annotated[tuple[str, str] | None, typer.Option(
-    "--pair", metavar="A B",
-    help="The two runs that flips-init-diff, mask-overlap and sign-agreement compare "
-    "(default: the first two runs).", show_default=False)]
-LevelOption = Annotated[int | None, typer.Option(
-    "--level", "-l", help="The level of bn-gamma, last-flip and flip-count "
-    "(default: the last level every run has).", show_default=False)]
-FigureOption = Annotated[list[FigureName] | None, typer.Option(
-    "--figure", metavar="NAME", help="Only this figure; repeat for several (default: all): "
-    + ", ".join(FIGURES) + ".", show_default=False)]
+RunsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="RUN...",
+        help="Run folders (signscope runs or plain folders of .safetensors), as many as you like. "
+        "Pair figures compare the first two.",
+        show_default=False,
+    ),
+]
+PairOption = Annotated[
+    tuple[str, str] | None,
+    typer.Option(
+        "--pair",
+        metavar="A B",
+        help="The two runs that flips-init-diff, mask-overlap and sign-agreement compare "
+        "(default: the first two runs).",
+        show_default=False,
+    ),
+]
+LevelOption = Annotated[
+    int | None,
+    typer.Option(
+        "--level",
+        "-l",
+        help="The level of bn-gamma, last-flip and flip-count "
+        "(default: the last level every run has).",
+        show_default=False,
+    ),
+]
+FigureOption = Annotated[
+    list[FigureName] | None,
+    typer.Option(
+        "--figure",
+        metavar="NAME",
+        help="Only this figure; repeat for several (default: all): " + ", ".join(FIGURES) + ".",
+        show_default=False,
+    ),
+]
 
 
 def open_inputs(runs: list[str] | None, pair: tuple[str, str] | None, level: int | None):
@@ -62,12 +87,20 @@ def report_skipped(figures) -> None:
 @app.command("export")
 def export_command(
     runs: RunsArg = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figure files "
-                                      "(NAME.FORMAT; earlier exports of a figure are replaced).",
-                                      show_default=False)] = ...,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f",
-                                              help="png, svg, pdf, or html (offline, "
-                                              "interactive).")] = ExportFormat.png,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the figure files "
+            "(NAME.FORMAT; earlier exports of a figure are replaced).",
+            show_default=False,
+        ),
+    ] = ...,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="png, svg, pdf, or html (offline, interactive)."),
+    ] = ExportFormat.png,
     figure: FigureOption = None,
     pair: PairOption = None,
     level: LevelOption = None,
@@ -86,6 +119,8 @@ def export_command(
     report_skipped(figures)
     written = write_figures(figures, out, fmt.value)
     if not written:
-        raise SignscopeError("no figure written: none of the requested figures can be drawn "
-                             "from these runs (reasons above)")
+        raise SignscopeError(
+            "no figure written: none of the requested figures can be drawn "
+            "from these runs (reasons above)"
+        )
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -22,13 +22,19 @@ def flips(
     runs: RunsArgument,
     at_level: Annotated[
         int | None,
-        typer.Option("--at-level", "-k", help="Cut the runs at level K: levels 0..K, last_flip and "
-                                              "flip_count over the weights alive at K.",
-                     show_default="last level"),
+        typer.Option(
+            "--at-level",
+            "-k",
+            help="Cut the runs at level K: levels 0..K, last_flip and "
+            "flip_count over the weights alive at K.",
+            show_default="last level",
+        ),
     ] = None,
     reference: Annotated[
         Reference,
-        typer.Option("--reference", help="Signs to compare against: init, or rewind (the rewind point)."),
+        typer.Option(
+            "--reference", help="Signs to compare against: init, or rewind (the rewind point)."
+        ),
     ] = Reference.init,
     per_layer: PerLayerOption = False,
     fmt: FormatOption = OutputFormat.table,
@@ -50,8 +56,9 @@ def flips(
     parts: dict[str, list[pl.DataFrame]] = {}
     for run in opened:
         with progress_bar(f"flips {run.label}") as progress:
-            tables = run.flips(at_level=at_level, reference=reference.value, per_layer=per_layer,
-                               progress=progress)
+            tables = run.flips(
+                at_level=at_level, reference=reference.value, per_layer=per_layer, progress=progress
+            )
         for name, df in tables.items():
             parts.setdefault(name, []).append(df)
     emit({name: pl.concat(dfs) for name, dfs in parts.items()}, fmt, out, "flips")

@@ -15,14 +15,22 @@ import typer
 
 RunsArgument = Annotated[
     list[str],
-    typer.Argument(help="Run folders (signscope runs or folders of *.safetensors).", show_default=False),
+    typer.Argument(
+        help="Run folders (signscope runs or folders of *.safetensors).", show_default=False
+    ),
 ]
 RunArgument = Annotated[str, typer.Argument(help="Run folder.", show_default=False)]
 RunA = Annotated[str, typer.Argument(help="First run folder.", show_default=False)]
-RunB = Annotated[str, typer.Argument(help="Second run folder (same architecture).", show_default=False)]
+RunB = Annotated[
+    str, typer.Argument(help="Second run folder (same architecture).", show_default=False)
+]
 PerLayerOption = Annotated[
-    bool, typer.Option("--per-layer", help="Add a layer column: one row group per prunable tensor, "
-                                           "plus the global rows under layer '*'."),
+    bool,
+    typer.Option(
+        "--per-layer",
+        help="Add a layer column: one row group per prunable tensor, "
+        "plus the global rows under layer '*'.",
+    ),
 ]
 LevelOption = Annotated[
     int | None,
@@ -40,8 +48,14 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

@@ -24,7 +24,9 @@ def parse_sweep(text: str) -> list[int]:
     try:
         ds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"--sweep-d {text!r}: expected comma-separated input dimensions, e.g. 1,2,5,10") from None
+        raise UsageError(
+            f"--sweep-d {text!r}: expected comma-separated input dimensions, e.g. 1,2,5,10"
+        ) from None
     if not ds or any(d < 1 for d in ds):
         raise UsageError(f"--sweep-d {text!r}: every input dimension must be an integer >= 1")
     if len(set(ds)) != len(ds):
@@ -34,24 +36,58 @@ def parse_sweep(text: str) -> list[int]:
 
 @app.command()
 def neuron(
-    d: Annotated[int | None, typer.Option("--d", min=1, show_default=False,
-                                          help=f"Input dimension (default {DEFAULT_D}).")] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Training samples per run (full batch).")] = 1000,
+    d: Annotated[
+        int | None,
+        typer.Option(
+            "--d", min=1, show_default=False, help=f"Input dimension (default {DEFAULT_D})."
+        ),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Training samples per run (full batch).")
+    ] = 1000,
     noise: Annotated[float, typer.Option(min=0.0, help="Label noise variance σ².")] = 0.01,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per sign quadrant of (a(0), w_1(0)).")] = 10,
-    prune_levels: Annotated[int, typer.Option(min=1, help="Prune levels after the dense one; "
-                                              "each removes the same fraction, ending at one input.")] = 3,
-    steps: Annotated[int, typer.Option(min=1, help="Per level: LBFGS iterations at most (it stops when converged), "
-                                         "or gradient-descent steps.")] = 1000,
+    runs: Annotated[
+        int, typer.Option(min=1, help="Runs per sign quadrant of (a(0), w_1(0)).")
+    ] = 10,
+    prune_levels: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Prune levels after the dense one; "
+            "each removes the same fraction, ending at one input.",
+        ),
+    ] = 3,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Per level: LBFGS iterations at most (it stops when converged), "
+            "or gradient-descent steps.",
+        ),
+    ] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed; the same seed gives the same table.")] = 0,
-    sweep_d: Annotated[str | None, typer.Option("--sweep-d", metavar="D,D,...",
-                                                help="Run each input dimension in turn, e.g. 1,2,5,10 (paper Fig. 18).")] = None,
-    optimizer: Annotated[Optimizer, typer.Option(
-        help="lbfgs (the paper's), or gd: plain gradient descent, close to the gradient flow "
-             "that the theorems assume.")] = Optimizer.lbfgs,
-    lr: Annotated[float | None, typer.Option(show_default=False,
-                                             help="Gradient-descent step size (default d/2).")] = None,
-    per_run: Annotated[bool, typer.Option("--per-run", help="Add a table `runs` with every run's final state.")] = False,
+    sweep_d: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep-d",
+            metavar="D,D,...",
+            help="Run each input dimension in turn, e.g. 1,2,5,10 (paper Fig. 18).",
+        ),
+    ] = None,
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option(
+            help="lbfgs (the paper's), or gd: plain gradient descent, close to the gradient flow "
+            "that the theorems assume."
+        ),
+    ] = Optimizer.lbfgs,
+    lr: Annotated[
+        float | None,
+        typer.Option(show_default=False, help="Gradient-descent step size (default d/2)."),
+    ] = None,
+    per_run: Annotated[
+        bool, typer.Option("--per-run", help="Add a table `runs` with every run's final state.")
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
@@ -67,20 +103,32 @@ def neuron(
     if lr is not None and lr <= 0:
         raise UsageError(f"--lr {lr}: the step size must be positive")
     if lr is not None and optimizer is Optimizer.lbfgs:
-        raise UsageError("--lr applies to --optimizer gd only (LBFGS picks its steps by line search)")
+        raise UsageError(
+            "--lr applies to --optimizer gd only (LBFGS picks its steps by line search)"
+        )
     ds = parse_sweep(sweep_d) if sweep_d is not None else [d or DEFAULT_D]
     try:
         from trainers.neuron import NeuronConfig, neuron_tables
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
-        raise SignscopeError(f"signscope neuron needs PyTorch ({exc}); install the train extra: "
-                             "pip install 'signscope[train]'") from None
+        raise SignscopeError(
+            f"signscope neuron needs PyTorch ({exc}); install the train extra: "
+            "pip install 'signscope[train]'"
+        ) from None
     from signscope.cli.inspect_options import progress_bar
 
-    config = NeuronConfig(d=ds[0], samples=samples, noise=noise, runs=runs,
-                          prune_levels=prune_levels, steps=steps, seed=seed,
-                          optimizer=optimizer.value, lr=lr)
+    config = NeuronConfig(
+        d=ds[0],
+        samples=samples,
+        noise=noise,
+        runs=runs,
+        prune_levels=prune_levels,
+        steps=steps,
+        seed=seed,
+        optimizer=optimizer.value,
+        lr=lr,
+    )
     with progress_bar("single neuron runs") as progress:
         tables = neuron_tables(config, ds, per_run=per_run, progress=progress)
     emit(tables, fmt, out, "neuron")

@@ -59,7 +59,6 @@ def tables_to_json(tables: dict[str, pl.DataFrame]) -> str:
     return json.dumps(obj, indent=2, allow_nan=False, default=str)
 
 
-
 def rich_tables(tables: dict[str, pl.DataFrame]):
     """Yield one ``rich.table.Table`` per frame (used by the CLI and the TUI alike)."""
     from rich.table import Table

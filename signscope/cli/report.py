@@ -23,8 +23,15 @@ from signscope.cli.export import (
 @app.command("report")
 def report_command(
     runs: RunsArg = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (replaced "
-                                      "if it exists).", show_default=False)] = ...,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The HTML file to write (replaced if it exists).",
+            show_default=False,
+        ),
+    ] = ...,
     figure: FigureOption = None,
     pair: PairOption = None,
     level: LevelOption = None,

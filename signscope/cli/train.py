@@ -31,17 +31,29 @@ def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) != n:
-        raise typer.BadParameter(f"{what}: expected {n} integers like {'x'.join(['32'] * n)}, got {text!r}")
+        raise typer.BadParameter(
+            f"{what}: expected {n} integers like {'x'.join(['32'] * n)}, got {text!r}"
+        )
     return values
 
 
 # How the steps run, not what they compute: shared with `signscope bench`, and recorded in
 # run.json beside (not in) the config, so they may change on --resume.
-AmpOption = Annotated[str, typer.Option(
-    "--amp", help="Autocast precision: auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 (with loss "
-    "scaling) or off (fp32).", show_default=True)]
-CompileOption = Annotated[bool, typer.Option(
-    "--compile", help="torch.compile the model (first steps slower while it compiles).")]
+AmpOption = Annotated[
+    str,
+    typer.Option(
+        "--amp",
+        help="Autocast precision: auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 (with loss "
+        "scaling) or off (fp32).",
+        show_default=True,
+    ),
+]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the model (first steps slower while it compiles)."
+    ),
+]
 
 
 def _default_out(label: str, seed: int, preset: str | None, dataset: str, model: str) -> Path:
@@ -50,19 +62,54 @@ def _default_out(label: str, seed: int, preset: str | None, dataset: str, model:
     return Path("runs") / (preset or f"{dataset}-{model}") / f"{label}-seed{seed}"
 
 
-# The option names below are TrainConfig's field names; only those the user typed override the preset.
-_CONFIG_OPTIONS = ("method", "bn_rewind", "model", "dataset", "data_root", "download", "levels",
-                   "prune_fraction", "prune", "criterion", "mask_from", "signs_from", "perturb_signs",
-                   "perturb_at_level", "epochs", "lr", "lr_warmup_epochs", "rewind_epoch",
-                   "schedule", "batch_size", "weight_decay", "momentum", "seed", "device", "threads", "eval_every",
-                   "data_workers", "synthetic_shape", "synthetic_classes", "synthetic_size", "init_from")
+# The option names below are TrainConfig's field names; only those the user typed override the
+# preset.
+_CONFIG_OPTIONS = (
+    "method",
+    "bn_rewind",
+    "model",
+    "dataset",
+    "data_root",
+    "download",
+    "levels",
+    "prune_fraction",
+    "prune",
+    "criterion",
+    "mask_from",
+    "signs_from",
+    "perturb_signs",
+    "perturb_at_level",
+    "epochs",
+    "lr",
+    "lr_warmup_epochs",
+    "rewind_epoch",
+    "schedule",
+    "batch_size",
+    "weight_decay",
+    "momentum",
+    "seed",
+    "device",
+    "threads",
+    "eval_every",
+    "data_workers",
+    "synthetic_shape",
+    "synthetic_classes",
+    "synthetic_size",
+    "init_from",
+)
 
 
 @app.command()
 def train(
     ctx: typer.Context,
-    preset: Annotated[str | None, typer.Option(
-        "--preset", help=f"Start from a preset: {', '.join(PRESETS)}. Options given explicitly override it.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help=f"Start from a preset: {', '.join(PRESETS)}. "
+            "Options given explicitly override it.",
+        ),
+    ] = None,
     method: Annotated[str, _opt("method")] = DEFAULTS.method,
     bn_rewind: Annotated[bool, _opt("bn_rewind")] = DEFAULTS.bn_rewind,
     model: Annotated[str, _opt("model")] = DEFAULTS.model,
@@ -75,7 +122,9 @@ def train(
     criterion: Annotated[str, _opt("criterion")] = DEFAULTS.criterion,
     mask_from: Annotated[Path | None, _opt("mask_from", metavar="RUN")] = None,
     signs_from: Annotated[Path | None, _opt("signs_from", metavar="RUN")] = None,
-    perturb_signs: Annotated[float, _opt("perturb_signs", metavar="FRACTION")] = DEFAULTS.perturb_signs,
+    perturb_signs: Annotated[
+        float, _opt("perturb_signs", metavar="FRACTION")
+    ] = DEFAULTS.perturb_signs,
     perturb_at_level: Annotated[int | None, _opt("perturb_at_level", metavar="L")] = None,
     epochs: Annotated[int, _opt("epochs")] = DEFAULTS.epochs,
     lr: Annotated[float, _opt("lr")] = DEFAULTS.lr,
@@ -90,17 +139,37 @@ def train(
     threads: Annotated[int, _opt("threads")] = DEFAULTS.threads,
     eval_every: Annotated[int, _opt("eval_every")] = DEFAULTS.eval_every,
     data_workers: Annotated[int, _opt("data_workers")] = DEFAULTS.data_workers,
-    synthetic_shape: Annotated[str, _opt("synthetic_shape")] = "x".join(map(str, DEFAULTS.synthetic_shape)),
+    synthetic_shape: Annotated[str, _opt("synthetic_shape")] = "x".join(
+        map(str, DEFAULTS.synthetic_shape)
+    ),
     synthetic_classes: Annotated[int, _opt("synthetic_classes")] = DEFAULTS.synthetic_classes,
-    synthetic_size: Annotated[str, _opt("synthetic_size")] = ",".join(map(str, DEFAULTS.synthetic_size)),
+    synthetic_size: Annotated[str, _opt("synthetic_size")] = ",".join(
+        map(str, DEFAULTS.synthetic_size)
+    ),
     init_from: Annotated[Path | None, _opt("init_from")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Run folder to write. Default: runs/<preset or dataset-model>/<method>-seed<seed>.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the run in --out after its last complete level.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Replace the run in --out (its checkpoints, run.json and metrics.jsonl).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only one summary line per level.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder to write. "
+            "Default: runs/<preset or dataset-model>/<method>-seed<seed>.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run in --out after its last complete level."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace the run in --out (its checkpoints, run.json and metrics.jsonl).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only one summary line per level.")
+    ] = False,
     amp: AmpOption = "auto",
     compile: CompileOption = False,
 ) -> None:
@@ -116,7 +185,9 @@ def train(
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise SignscopeError("signscope train needs PyTorch: pip install 'signscope[train]'") from None
+        raise SignscopeError(
+            "signscope train needs PyTorch: pip install 'signscope[train]'"
+        ) from None
     from rich.console import Console
 
     from signscope.runformat import read_manifest
@@ -127,8 +198,11 @@ def train(
     from trainers.train import train as run_training
 
     values = dict(locals())
-    explicit = {name: values[name] for name in _CONFIG_OPTIONS
-                if ctx.get_parameter_source(name).name == "COMMANDLINE"}
+    explicit = {
+        name: values[name]
+        for name in _CONFIG_OPTIONS
+        if ctx.get_parameter_source(name).name == "COMMANDLINE"
+    }
     for name in ("data_root", "init_from", "mask_from", "signs_from"):
         if explicit.get(name) is not None:
             explicit[name] = str(explicit[name])
@@ -150,6 +224,15 @@ def train(
     # Ranks other than 0 train in silence: one set of progress lines, from the rank that writes.
     reporter = make_reporter(quiet) if env.is_main else Reporter(Console(file=io.StringIO()))
     with process_group(env, resolve_device(cfg.device).type):
-        run_training(cfg, out, resume=resume, force=force, reporter=reporter, rank=env.rank,
-                     world_size=env.world_size, amp=amp, compile=compile)
+        run_training(
+            cfg,
+            out,
+            resume=resume,
+            force=force,
+            reporter=reporter,
+            rank=env.rank,
+            world_size=env.world_size,
+            amp=amp,
+            compile=compile,
+        )
     reporter.note(f"run written to {out}")

@@ -14,9 +14,12 @@ from signscope.cli.app import app
 def tui(
     paths: Annotated[
         list[str] | None,
-        typer.Argument(metavar="PATH", show_default=False,
-                       help="Folders to search for runs (signscope runs and plain folders of "
-                            "*.safetensors). Default: the current folder."),
+        typer.Argument(
+            metavar="PATH",
+            show_default=False,
+            help="Folders to search for runs (signscope runs and plain folders of "
+            "*.safetensors). Default: the current folder.",
+        ),
     ] = None,
     export_dir: Annotated[
         Path,
@@ -24,7 +27,9 @@ def tui(
     ] = Path("figures"),
     export_format: Annotated[
         str,
-        typer.Option("--export-format", help="File type of exported figures: png, svg, pdf or html."),
+        typer.Option(
+            "--export-format", help="File type of exported figures: png, svg, pdf or html."
+        ),
     ] = "png",
 ) -> None:
     """Browse runs, levels, layers, sign flips, BatchNorm and mask overlap in the terminal.

@@ -33,8 +33,10 @@ def accuracy_chart(accuracy: pl.DataFrame) -> alt.LayerChart:
         rows.select(*COLUMNS).with_columns(pl.col("method").fill_null(UNKNOWN_METHOD))
     ).sort("method", "level")
     methods = rows["method"].unique(maintain_order=True).to_list()
-    shared = {"x": sparsity_x(rows["density"].to_list()),
-              "color": alt.Color("method:N", scale=method_scale(methods), title="method")}
+    shared = {
+        "x": sparsity_x(rows["density"].to_list()),
+        "color": alt.Color("method:N", scale=method_scale(methods), title="method"),
+    }
     base = alt.Chart(rows).encode(**shared)
     tooltip = [
         alt.Tooltip("method:N"),
@@ -54,9 +56,12 @@ def accuracy_chart(accuracy: pl.DataFrame) -> alt.LayerChart:
     if banded.height:
         # Only rows with an interval (2+ seeds): a band over none makes Vega warn about an
         # empty extent.
-        layers.insert(0, alt.Chart(banded).mark_area().encode(**shared, y="ci_low:Q",
-                                                              y2="ci_high:Q"))
+        layers.insert(
+            0, alt.Chart(banded).mark_area().encode(**shared, y="ci_low:Q", y2="ci_high:Q")
+        )
     return alt.layer(*layers).properties(
-        title=alt.Title("Test accuracy vs sparsity",
-                        subtitle="mean over seeds; band: 95% confidence interval (Student t)")
+        title=alt.Title(
+            "Test accuracy vs sparsity",
+            subtitle="mean over seeds; band: 95% confidence interval (Student t)",
+        )
     )

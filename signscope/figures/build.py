@@ -52,8 +52,12 @@ class FigureInputs:
     lengths are compared at the same sparsity.
     """
 
-    def __init__(self, runs: Sequence[str | os.PathLike], pair: Sequence[str] | None = None,
-                 level: int | None = None) -> None:
+    def __init__(
+        self,
+        runs: Sequence[str | os.PathLike],
+        pair: Sequence[str] | None = None,
+        level: int | None = None,
+    ) -> None:
         from signscope.api import open_run
 
         if not runs and not pair:
@@ -96,8 +100,9 @@ class FigureInputs:
     def need_pair(self, figure: str):
         """The pair the pair figures compare, or why there is none."""
         if self.pair is None:
-            raise FigureUnavailable(figure, f"compares two runs, got {len(self.runs)}; "
-                                            "give two runs or --pair A B")
+            raise FigureUnavailable(
+                figure, f"compares two runs, got {len(self.runs)}; give two runs or --pair A B"
+            )
         return self.pair
 
     # ------------------------------------------------------------------ tables
@@ -127,8 +132,9 @@ class FigureInputs:
         return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
     def flip_histogram(self, table: str) -> pl.DataFrame:
-        return pl.concat([self.flips(r, self.level)[table] for r in self.runs],
-                         how="vertical_relaxed")
+        return pl.concat(
+            [self.flips(r, self.level)[table] for r in self.runs], how="vertical_relaxed"
+        )
 
     # ------------------------------------------------------------------ figures
     def chart(self, name: str) -> alt.TopLevelMixin:
@@ -151,8 +157,13 @@ def _flip_count(inp: FigureInputs) -> alt.TopLevelMixin:
 
 def _flips_init_diff(inp: FigureInputs) -> alt.TopLevelMixin:
     a, b = inp.need_pair("flips-init-diff")
-    return flips_init_diff_chart(inp.flips(a, None)["levels"], inp.flips(b, None)["levels"],
-                                 a.label, b.label, inp.pair_methods)
+    return flips_init_diff_chart(
+        inp.flips(a, None)["levels"],
+        inp.flips(b, None)["levels"],
+        a.label,
+        b.label,
+        inp.pair_methods,
+    )
 
 
 def _mask_overlap(inp: FigureInputs) -> alt.TopLevelMixin:

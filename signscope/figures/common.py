@@ -61,8 +61,9 @@ def sparsity_x(densities: Iterable[float], field: str = "density") -> alt.X:
     scale of the remaining weights. The axis plots ``density`` on a reversed log scale (sparser
     to the right) and labels its ticks, placed at the levels' own densities, with the sparsity.
     """
-    ticks = _thin(sorted({round(float(d), 12) for d in densities if d is not None and d > 0},
-                         reverse=True))
+    ticks = _thin(
+        sorted({round(float(d), 12) for d in densities if d is not None and d > 0}, reverse=True)
+    )
     return alt.X(
         f"{field}:Q",
         title="sparsity (log scale of remaining weights)",
@@ -80,9 +81,11 @@ _SPARSITY_LABEL = (
 
 
 def with_sparsity_label(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``sparsity_label`` ("48.8%") beside ``level``/``density`` for tooltips and table labels."""
+    """Add ``sparsity_label`` ("48.8%") beside ``level``/``density`` for tooltips and tables."""
     return frame.with_columns(
-        pl.col("density").map_elements(sparsity_text, return_dtype=pl.String).alias("sparsity_label")
+        pl.col("density")
+        .map_elements(sparsity_text, return_dtype=pl.String)
+        .alias("sparsity_label")
     )
 
 

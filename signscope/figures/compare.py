@@ -39,8 +39,11 @@ def mask_overlap_chart(masks: pl.DataFrame, densities: pl.DataFrame) -> alt.HCon
     Chance is the expected Jaccard of independent random masks with the same per-layer
     densities, so only the distance above it says the masks share structure.
     """
-    require(masks, ("run_a", "run_b", "level", "layer", "intersection", "union", "jaccard",
-                    "jaccard_chance"), "mask-overlap")
+    require(
+        masks,
+        ("run_a", "run_b", "level", "layer", "intersection", "union", "jaccard", "jaccard_chance"),
+        "mask-overlap",
+    )
     if masks.is_empty():
         raise FigureUnavailable("mask-overlap", "the two runs share no level")
     run_a, run_b = _pair_text(masks)
@@ -48,42 +51,90 @@ def mask_overlap_chart(masks: pl.DataFrame, densities: pl.DataFrame) -> alt.HCon
     layers = masks.filter(pl.col("layer") != GLOBAL)
     if overall.is_empty():
         raise FigureUnavailable("mask-overlap", "no global overlap rows to draw")
-    long = overall.unpivot(index=["level", "density", "intersection", "union"],
-                           on=["jaccard", "jaccard_chance"], variable_name="series",
-                           value_name="value").with_columns(
-        pl.col("series").replace_strict({"jaccard": OBSERVED, "jaccard_chance": CHANCE}))
-    lines = alt.Chart(long).mark_line(point=True).encode(
-        x=sparsity_x(overall["density"].to_list()),
-        y=alt.Y("value:Q", title="Jaccard index: |A and B| / |A or B|", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("series:N", title=None, sort=[OBSERVED, CHANCE],
-                        scale=alt.Scale(domain=[OBSERVED, CHANCE], range=["#333333", "#aaaaaa"]),
-                        legend=alt.Legend(orient="bottom", direction="vertical")),
-        strokeDash=alt.StrokeDash("series:N", sort=[OBSERVED, CHANCE], legend=None,
-                                  scale=alt.Scale(domain=[OBSERVED, CHANCE], range=[[1, 0], [5, 3]])),
-        tooltip=[alt.Tooltip("level:Q"), alt.Tooltip("series:N"),
-                 alt.Tooltip("value:Q", format=".4f", title="Jaccard"),
-                 alt.Tooltip("intersection:Q", format=","), alt.Tooltip("union:Q", format=",")],
-    ).properties(title="globally", width=360, height=260)
+    long = overall.unpivot(
+        index=["level", "density", "intersection", "union"],
+        on=["jaccard", "jaccard_chance"],
+        variable_name="series",
+        value_name="value",
+    ).with_columns(pl.col("series").replace_strict({"jaccard": OBSERVED, "jaccard_chance": CHANCE}))
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=sparsity_x(overall["density"].to_list()),
+            y=alt.Y(
+                "value:Q",
+                title="Jaccard index: |A and B| / |A or B|",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                sort=[OBSERVED, CHANCE],
+                scale=alt.Scale(domain=[OBSERVED, CHANCE], range=["#333333", "#aaaaaa"]),
+                legend=alt.Legend(orient="bottom", direction="vertical"),
+            ),
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                sort=[OBSERVED, CHANCE],
+                legend=None,
+                scale=alt.Scale(domain=[OBSERVED, CHANCE], range=[[1, 0], [5, 3]]),
+            ),
+            tooltip=[
+                alt.Tooltip("level:Q"),
+                alt.Tooltip("series:N"),
+                alt.Tooltip("value:Q", format=".4f", title="Jaccard"),
+                alt.Tooltip("intersection:Q", format=","),
+                alt.Tooltip("union:Q", format=","),
+            ],
+        )
+        .properties(title="globally", width=360, height=260)
+    )
     charts: list[alt.Chart] = [lines]
     if not layers.is_empty():
         order = layers["layer"].unique(maintain_order=True).to_list()
-        heat = alt.Chart(layers.select("level", "layer", "jaccard", "jaccard_chance",
-                                        "intersection", "union")).mark_rect().encode(
-            x=alt.X("level:O", title="sparsity",
-                    axis=alt.Axis(labelExpr=level_label_expr(overall), labelAngle=-40)),
-            y=alt.Y("layer:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
-            color=alt.Color("jaccard:Q", title="Jaccard",
-                            scale=alt.Scale(scheme="viridis", domain=[0, 1])),
-            tooltip=[alt.Tooltip("layer:N"), alt.Tooltip("level:O"),
-                     alt.Tooltip("jaccard:Q", format=".4f"),
-                     alt.Tooltip("jaccard_chance:Q", format=".4f", title="chance"),
-                     alt.Tooltip("intersection:Q", format=","), alt.Tooltip("union:Q", format=",")],
-        ).properties(title="per layer", width=alt.Step(22), height=alt.Step(14))
+        heat = (
+            alt.Chart(
+                layers.select(
+                    "level", "layer", "jaccard", "jaccard_chance", "intersection", "union"
+                )
+            )
+            .mark_rect()
+            .encode(
+                x=alt.X(
+                    "level:O",
+                    title="sparsity",
+                    axis=alt.Axis(labelExpr=level_label_expr(overall), labelAngle=-40),
+                ),
+                y=alt.Y("layer:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
+                color=alt.Color(
+                    "jaccard:Q", title="Jaccard", scale=alt.Scale(scheme="viridis", domain=[0, 1])
+                ),
+                tooltip=[
+                    alt.Tooltip("layer:N"),
+                    alt.Tooltip("level:O"),
+                    alt.Tooltip("jaccard:Q", format=".4f"),
+                    alt.Tooltip("jaccard_chance:Q", format=".4f", title="chance"),
+                    alt.Tooltip("intersection:Q", format=","),
+                    alt.Tooltip("union:Q", format=","),
+                ],
+            )
+            .properties(title="per layer", width=alt.Step(22), height=alt.Step(14))
+        )
         charts.append(heat)
-    return alt.hconcat(*charts).resolve_scale(color="independent").properties(
-        title=alt.Title("Mask overlap (Jaccard) against chance",
-                        subtitle=[f"A = {run_a}", f"B = {run_b}",
-                                  "chance: independent random masks with the same layer densities"])
+    return (
+        alt.hconcat(*charts)
+        .resolve_scale(color="independent")
+        .properties(
+            title=alt.Title(
+                "Mask overlap (Jaccard) against chance",
+                subtitle=[
+                    f"A = {run_a}",
+                    f"B = {run_b}",
+                    "chance: independent random masks with the same layer densities",
+                ],
+            )
+        )
     )
 
 
@@ -92,25 +143,44 @@ def sign_agreement_chart(signs: pl.DataFrame, densities: pl.DataFrame) -> alt.La
 
     The dashed rule at 50% is what two runs with independent signs would show.
     """
-    require(signs, ("run_a", "run_b", "level", "layer", "both_alive", "agree", "agreement"),
-            "sign-agreement")
+    require(
+        signs,
+        ("run_a", "run_b", "level", "layer", "both_alive", "agree", "agreement"),
+        "sign-agreement",
+    )
     rows = _with_density(signs.filter(pl.col("layer") == GLOBAL), densities).sort("level")
     rows = rows.filter(pl.col("agreement").is_not_null() & pl.col("agreement").is_not_nan())
     if rows.is_empty():
         raise FigureUnavailable("sign-agreement", "no level has weights alive in both runs")
     run_a, run_b = _pair_text(rows)
     rows = rows.select("level", "density", "both_alive", "agree", "agreement")
-    line = alt.Chart(rows).mark_line(point=alt.OverlayMarkDef(color="#333333"), color="#333333").encode(
-        x=sparsity_x(rows["density"].to_list()),
-        y=alt.Y("agreement:Q", title="signs that agree (weights alive in both)",
-                scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        tooltip=[alt.Tooltip("level:Q"), alt.Tooltip("agreement:Q", format=".2%"),
-                 alt.Tooltip("agree:Q", format=","), alt.Tooltip("both_alive:Q", format=",")],
+    line = (
+        alt.Chart(rows)
+        .mark_line(point=alt.OverlayMarkDef(color="#333333"), color="#333333")
+        .encode(
+            x=sparsity_x(rows["density"].to_list()),
+            y=alt.Y(
+                "agreement:Q",
+                title="signs that agree (weights alive in both)",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format=".0%"),
+            ),
+            tooltip=[
+                alt.Tooltip("level:Q"),
+                alt.Tooltip("agreement:Q", format=".2%"),
+                alt.Tooltip("agree:Q", format=","),
+                alt.Tooltip("both_alive:Q", format=","),
+            ],
+        )
     )
-    half = alt.Chart(pl.DataFrame({"y": [0.5]})).mark_rule(color="#aaaaaa", strokeDash=[5, 3]).encode(
-        y="y:Q")
+    half = (
+        alt.Chart(pl.DataFrame({"y": [0.5]}))
+        .mark_rule(color="#aaaaaa", strokeDash=[5, 3])
+        .encode(y="y:Q")
+    )
     return alt.layer(half, line).properties(
-        title=alt.Title("Sign agreement of two runs",
-                        subtitle=[f"A = {run_a}", f"B = {run_b}",
-                                  "dashed: 50%, independent signs"])
+        title=alt.Title(
+            "Sign agreement of two runs",
+            subtitle=[f"A = {run_a}", f"B = {run_b}", "dashed: 50%, independent signs"],
+        )
     )

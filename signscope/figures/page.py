@@ -51,9 +51,11 @@ def script_json(obj: Any) -> str:
 
 def figure_block(name: str, spec: dict[str, Any]) -> str:
     """The element a figure is drawn into, followed by its spec."""
-    return (f'<div class="figure" data-figure="{html.escape(name)}"></div>'
-            f'<script type="application/json" id="spec-{html.escape(name)}">'
-            f"{script_json(spec)}</script>")
+    return (
+        f'<div class="figure" data-figure="{html.escape(name)}"></div>'
+        f'<script type="application/json" id="spec-{html.escape(name)}">'
+        f"{script_json(spec)}</script>"
+    )
 
 
 def page(title: str, body: str) -> str:

@@ -35,7 +35,9 @@ def _cell(value: Any) -> tuple[str, bool]:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value), True
-        return (f"{value:.4g}" if value != int(value) or abs(value) >= 1e6 else f"{value:.1f}"), True
+        return (
+            f"{value:.4g}" if value != int(value) or abs(value) >= 1e6 else f"{value:.1f}"
+        ), True
     if isinstance(value, int):
         return f"{value:,}", True
     return str(value), False
@@ -52,9 +54,12 @@ def html_table(frame: pl.DataFrame, limit: int = MAX_TABLE_ROWS) -> str:
             cls = ' class="num"' if numeric else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = (f'<p class="note">{frame.height - limit:,} more rows not shown; '
-            "use the matching <code>signscope</code> command for all of them.</p>"
-            if frame.height > limit else "")
+    more = (
+        f'<p class="note">{frame.height - limit:,} more rows not shown; '
+        "use the matching <code>signscope</code> command for all of them.</p>"
+        if frame.height > limit
+        else ""
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
@@ -73,8 +78,10 @@ def _tables(inputs: FigureInputs) -> list[tuple[str, Callable[[], pl.DataFrame]]
     """The key tables, in reading order, each computed when the page is assembled."""
     tables = [
         ("Levels of every run", lambda: _concat(r.summary() for r in inputs.runs)),
-        ("Sign flips per level (flips_prev, flips_init)",
-         lambda: _concat(global_rows(inputs.flips(r, None)["levels"]) for r in inputs.runs)),
+        (
+            "Sign flips per level (flips_prev, flips_init)",
+            lambda: _concat(global_rows(inputs.flips(r, None)["levels"]) for r in inputs.runs),
+        ),
     ]
     if inputs.pair is not None:
         tables.append(("Mask overlap (global)", lambda: global_rows(inputs.masks)))
@@ -89,7 +96,8 @@ def _table_section(title: str, make: Callable[[], pl.DataFrame]) -> str:
     try:
         frame = make()
     except SignscopeError as exc:
-        return f'<h3>{html.escape(title)}</h3><p class="unavailable">Not available: {html.escape(str(exc))}</p>'
+        reason = html.escape(str(exc))
+        return f'<h3>{html.escape(title)}</h3><p class="unavailable">Not available: {reason}</p>'
     if frame.is_empty():
         return f'<h3>{html.escape(title)}</h3><p class="note">Nothing to show for these runs.</p>'
     return f"<h3>{html.escape(title)}</h3>{html_table(frame)}"
@@ -97,21 +105,39 @@ def _table_section(title: str, make: Callable[[], pl.DataFrame]) -> str:
 
 def _runs_section(inputs: FigureInputs) -> str:
     overview = pl.DataFrame(
-        [{"run": r.label, "method": r.method, "kind": r.kind, "levels": len(r.levels),
-          "path": str(r.path)} for r in inputs.runs],
-        schema={"run": pl.String, "method": pl.String, "kind": pl.String, "levels": pl.Int64,
-                "path": pl.String},
+        [
+            {
+                "run": r.label,
+                "method": r.method,
+                "kind": r.kind,
+                "levels": len(r.levels),
+                "path": str(r.path),
+            }
+            for r in inputs.runs
+        ],
+        schema={
+            "run": pl.String,
+            "method": pl.String,
+            "kind": pl.String,
+            "levels": pl.Int64,
+            "path": pl.String,
+        },
     )
     parts = ['<h2 id="runs">Runs</h2>', html_table(overview)]
     if inputs.pair is not None:
         a, b = inputs.pair
-        parts.append(f'<p class="note">Pair figures compare A = <code>{html.escape(a.label)}'
-                     f'</code> with B = <code>{html.escape(b.label)}</code>.</p>')
+        parts.append(
+            f'<p class="note">Pair figures compare A = <code>{html.escape(a.label)}'
+            f"</code> with B = <code>{html.escape(b.label)}</code>.</p>"
+        )
     for run in inputs.runs:
         config = run.show()["config"]
         parts.append(f"<h3>Config of <code>{html.escape(run.label)}</code></h3>")
-        parts.append(html_table(config) if config.height
-                     else '<p class="note">No config recorded (plain run).</p>')
+        parts.append(
+            html_table(config)
+            if config.height
+            else '<p class="note">No config recorded (plain run).</p>'
+        )
     return "".join(parts)
 
 
@@ -138,8 +164,9 @@ def write_report(inputs: FigureInputs, out: Path, names: Sequence[str] = FIGURES
     Nothing is written when none of the requested figures can be drawn.
     """
     if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give the report's file name, "
-                         f"e.g. {out / 'report.html'}")
+        raise UsageError(
+            f"--out {out}: is a folder; give the report's file name, e.g. {out / 'report.html'}"
+        )
     figures = build(inputs, names)
     if all(f.chart is None for f in figures):
         reasons = "; ".join(f"{f.name}: {f.reason}" for f in figures)

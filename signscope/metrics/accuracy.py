@@ -21,14 +21,42 @@ from signscope.run import Run, open_run
 # mask_from/signs_from name another run, a different folder per seed; the method label
 # (lrr+imp-mask, imp+lrr-mask+lrr-sign) already keeps those variants apart. imported_from names
 # the source replicate's folder, which differs between seeds of one experiment.
-NOT_IDENTITY = frozenset({"seed", "device", "data_root", "download", "preset", "init_from",
-                          "mask_from", "signs_from", "imported_from", "eval_every", "out", "resume", "force"})
+NOT_IDENTITY = frozenset(
+    {
+        "seed",
+        "device",
+        "data_root",
+        "download",
+        "preset",
+        "init_from",
+        "mask_from",
+        "signs_from",
+        "imported_from",
+        "eval_every",
+        "out",
+        "resume",
+        "force",
+    }
+)
 
-RUNS_SCHEMA = {"run": pl.String, "method": pl.String, "seed": pl.Int64, "level": pl.Int64,
-               "density": pl.Float64, "test_acc": pl.Float64}
-ACC_SCHEMA = {"method": pl.String, "level": pl.Int64, "density": pl.Float64,
-              "sparsity": pl.Float64, "replicates": pl.Int64, "mean": pl.Float64,
-              "ci_low": pl.Float64, "ci_high": pl.Float64}
+RUNS_SCHEMA = {
+    "run": pl.String,
+    "method": pl.String,
+    "seed": pl.Int64,
+    "level": pl.Int64,
+    "density": pl.Float64,
+    "test_acc": pl.Float64,
+}
+ACC_SCHEMA = {
+    "method": pl.String,
+    "level": pl.Int64,
+    "density": pl.Float64,
+    "sparsity": pl.Float64,
+    "replicates": pl.Int64,
+    "mean": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+}
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -40,8 +68,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 500):
         m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                    -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -58,8 +88,9 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
@@ -81,7 +112,9 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2.0
 
 
-def mean_ci(values: list[float], level: float = 0.95) -> tuple[float | None, float | None, float | None]:
+def mean_ci(
+    values: list[float], level: float = 0.95
+) -> tuple[float | None, float | None, float | None]:
     """Mean and the two-sided Student-t interval; the interval is null for fewer than 2 values."""
     n = len(values)
     if n == 0:
@@ -95,8 +128,9 @@ def mean_ci(values: list[float], level: float = 0.95) -> tuple[float | None, flo
 
 
 def _identity(run: Run) -> str:
-    return json.dumps({k: v for k, v in run.config.items() if k not in NOT_IDENTITY},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {k: v for k, v in run.config.items() if k not in NOT_IDENTITY}, sort_keys=True, default=str
+    )
 
 
 def _labels(runs: list[Run]) -> list[str]:
@@ -108,10 +142,15 @@ def _labels(runs: list[Run]) -> list[str]:
         members = [i for i, m in enumerate(base) if m == method]
         if len({idents[i] for i in members}) < 2:
             continue
-        configs = [{k: v for k, v in runs[i].config.items() if k not in NOT_IDENTITY} for i in members]
+        configs = [
+            {k: v for k, v in runs[i].config.items() if k not in NOT_IDENTITY} for i in members
+        ]
         keys = sorted({k for c in configs for k in c})
-        differing = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str)
-                                              for c in configs}) > 1]
+        differing = [
+            k
+            for k in keys
+            if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1
+        ]
         for i, cfg in zip(members, configs, strict=True):
             detail = ", ".join(f"{k}={cfg.get(k)}" for k in differing)
             labels[i] = f"{method} [{detail}]"
@@ -127,8 +166,16 @@ def accuracy_tables(runs: Iterable) -> dict[str, pl.DataFrame]:
         seed = run.config.get("seed")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         for row in run.summary().iter_rows(named=True):
-            run_rows.append({"run": run.label, "method": label, "seed": seed, "level": row["level"],
-                             "density": row["density"], "test_acc": row["test_acc"]})
+            run_rows.append(
+                {
+                    "run": run.label,
+                    "method": label,
+                    "seed": seed,
+                    "level": row["level"],
+                    "density": row["density"],
+                    "test_acc": row["test_acc"],
+                }
+            )
     runs_df = pl.DataFrame(run_rows, schema=RUNS_SCHEMA)
     acc_rows = []
     for label in dict.fromkeys(labels):
@@ -138,7 +185,16 @@ def accuracy_tables(runs: Iterable) -> dict[str, pl.DataFrame]:
             accs = [v for v in at["test_acc"].to_list() if v is not None]
             density = at["density"].mean()
             mean, low, high = mean_ci(accs)
-            acc_rows.append({"method": label, "level": level, "density": density,
-                             "sparsity": None if density is None else 1.0 - density,
-                             "replicates": len(accs), "mean": mean, "ci_low": low, "ci_high": high})
+            acc_rows.append(
+                {
+                    "method": label,
+                    "level": level,
+                    "density": density,
+                    "sparsity": None if density is None else 1.0 - density,
+                    "replicates": len(accs),
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return {"accuracy": pl.DataFrame(acc_rows, schema=ACC_SCHEMA), "runs": runs_df}

@@ -24,26 +24,55 @@ BINS_PER_UNIT = 20  # bin width 0.05
 # occupied bins, so one outlier cannot produce millions of rows.
 MAX_CONTIGUOUS_BINS = 2000
 
-BN_SCHEMA = {"run": pl.String, "level": pl.Int64, "layer": pl.String, "count": pl.Int64,
-             "mean": pl.Float64, "std": pl.Float64, "min": pl.Float64, "q25": pl.Float64,
-             "median": pl.Float64, "q75": pl.Float64, "max": pl.Float64,
-             "frac_zero": pl.Float64, "frac_negative": pl.Float64}
-HIST_SCHEMA = {"run": pl.String, "level": pl.Int64, "layer": pl.String, "bin_low": pl.Float64,
-               "bin_high": pl.Float64, "count": pl.Int64}
+BN_SCHEMA = {
+    "run": pl.String,
+    "level": pl.Int64,
+    "layer": pl.String,
+    "count": pl.Int64,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "min": pl.Float64,
+    "q25": pl.Float64,
+    "median": pl.Float64,
+    "q75": pl.Float64,
+    "max": pl.Float64,
+    "frac_zero": pl.Float64,
+    "frac_negative": pl.Float64,
+}
+HIST_SCHEMA = {
+    "run": pl.String,
+    "level": pl.Int64,
+    "layer": pl.String,
+    "bin_low": pl.Float64,
+    "bin_high": pl.Float64,
+    "count": pl.Int64,
+}
 
 
 def gamma_stats(gamma: np.ndarray) -> dict[str, float | int | None]:
     """count, mean, std, min, quartiles, max, frac_zero and frac_negative of one layer."""
     n = int(gamma.size)
     if n == 0:
-        return {"count": 0, **dict.fromkeys(
-            ("mean", "std", "min", "q25", "median", "q75", "max", "frac_zero", "frac_negative"))}
+        return {
+            "count": 0,
+            **dict.fromkeys(
+                ("mean", "std", "min", "q25", "median", "q75", "max", "frac_zero", "frac_negative")
+            ),
+        }
     g = gamma.astype(np.float64)
     q25, median, q75 = np.quantile(g, [0.25, 0.5, 0.75])
-    return {"count": n, "mean": float(g.mean()), "std": float(g.std()), "min": float(g.min()),
-            "q25": float(q25), "median": float(median), "q75": float(q75), "max": float(g.max()),
-            "frac_zero": float(np.count_nonzero(np.abs(g) < ZERO_TOL)) / n,
-            "frac_negative": float(np.count_nonzero(g < 0)) / n}
+    return {
+        "count": n,
+        "mean": float(g.mean()),
+        "std": float(g.std()),
+        "min": float(g.min()),
+        "q25": float(q25),
+        "median": float(median),
+        "q75": float(q75),
+        "max": float(g.max()),
+        "frac_zero": float(np.count_nonzero(np.abs(g) < ZERO_TOL)) / n,
+        "frac_negative": float(np.count_nonzero(g < 0)) / n,
+    }
 
 
 def gamma_histogram(gamma: np.ndarray) -> list[tuple[float, float, int]]:
@@ -59,7 +88,10 @@ def gamma_histogram(gamma: np.ndarray) -> list[tuple[float, float, int]]:
     else:
         bins, counts = np.unique(k, return_counts=True)
         bins = bins.tolist()
-    return [(b / BINS_PER_UNIT, (b + 1) / BINS_PER_UNIT, int(c)) for b, c in zip(bins, counts, strict=True)]
+    return [
+        (b / BINS_PER_UNIT, (b + 1) / BINS_PER_UNIT, int(c))
+        for b, c in zip(bins, counts, strict=True)
+    ]
 
 
 def bn_tables(run, level: int) -> dict[str, pl.DataFrame]:
@@ -73,9 +105,21 @@ def bn_tables(run, level: int) -> dict[str, pl.DataFrame]:
             gamma = as_float(read_tensor(handles, ckpt, name), info.dtype)
             if not np.isfinite(gamma).all():
                 raise RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
-            stats_rows.append({"run": run.label, "level": level, "layer": layer, **gamma_stats(gamma)})
-            hist_rows += [{"run": run.label, "level": level, "layer": layer, "bin_low": lo,
-                           "bin_high": hi, "count": c} for lo, hi, c in gamma_histogram(gamma)]
-    return {"bn": pl.DataFrame(stats_rows, schema=BN_SCHEMA),
-            "bn_hist": pl.DataFrame(hist_rows, schema=HIST_SCHEMA)}
-
+            stats_rows.append(
+                {"run": run.label, "level": level, "layer": layer, **gamma_stats(gamma)}
+            )
+            hist_rows += [
+                {
+                    "run": run.label,
+                    "level": level,
+                    "layer": layer,
+                    "bin_low": lo,
+                    "bin_high": hi,
+                    "count": c,
+                }
+                for lo, hi, c in gamma_histogram(gamma)
+            ]
+    return {
+        "bn": pl.DataFrame(stats_rows, schema=BN_SCHEMA),
+        "bn_hist": pl.DataFrame(hist_rows, schema=HIST_SCHEMA),
+    }

@@ -23,15 +23,23 @@ def common_levels(a, b) -> list[int]:
             n = differ[0]
             detail = f"{n!r} is {'x'.join(map(str, arch_a[n]))} vs {'x'.join(map(str, arch_b[n]))}"
         else:
-            detail = (f"{only_a[0]!r} only in {a.label}" if only_a else f"{only_b[0]!r} only in {b.label}")
-        raise RunFormatError(f"{a.label} and {b.label} have different architectures "
-                             f"(prunable tensors differ: {detail}); they cannot be compared")
+            detail = (
+                f"{only_a[0]!r} only in {a.label}" if only_a else f"{only_b[0]!r} only in {b.label}"
+            )
+        raise RunFormatError(
+            f"{a.label} and {b.label} have different architectures "
+            f"(prunable tensors differ: {detail}); they cannot be compared"
+        )
     return [lvl for lvl in a.levels if lvl in set(b.levels)]
 
 
-def walk_pairs(a, b, levels: list[int], n_out: int,
-               chunk_fn: Callable[[Handles, object, object, str, str | None, str | None, Piece], np.ndarray],
-               ) -> np.ndarray:
+def walk_pairs(
+    a,
+    b,
+    levels: list[int],
+    n_out: int,
+    chunk_fn: Callable[[Handles, object, object, str, str | None, str | None, Piece], np.ndarray],
+) -> np.ndarray:
     """Sum ``chunk_fn`` over all chunks of all prunable tensors, for every common level.
 
     ``chunk_fn(handles, ckpt_a, ckpt_b, name, mask_a, mask_b, piece)`` returns ``n_out``
@@ -41,10 +49,19 @@ def walk_pairs(a, b, levels: list[int], n_out: int,
     out = np.zeros((len(levels), len(names), n_out), np.int64)
     pairs = [(a.checkpoint(lvl), b.checkpoint(lvl)) for lvl in levels]
     with Handles() as handles:
+
         def work(piece: Piece) -> np.ndarray:
             name = names[piece.layer]
-            return np.stack([chunk_fn(handles, ca, cb, name, a.prunable[name], b.prunable[name], piece)
-                             for ca, cb in pairs]) if pairs else np.zeros((0, n_out), np.int64)
+            return (
+                np.stack(
+                    [
+                        chunk_fn(handles, ca, cb, name, a.prunable[name], b.prunable[name], piece)
+                        for ca, cb in pairs
+                    ]
+                )
+                if pairs
+                else np.zeros((0, n_out), np.int64)
+            )
 
         for piece, res in run_pieces(pieces(a.numel(n) for n in names), work):
             out[:, piece.layer, :] += res

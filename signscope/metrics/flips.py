@@ -95,8 +95,9 @@ def _flip_count_hist(flips: np.ndarray, final: np.ndarray) -> np.ndarray:
     return popcount_rows(sel)
 
 
-def _walk_chunk(handles: Handles, ckpts, ref, name: str, mask: str | None,
-                piece: Piece) -> _ChunkResult:
+def _walk_chunk(
+    handles: Handles, ckpts, ref, name: str, mask: str | None, piece: Piece
+) -> _ChunkResult:
     """Walk one chunk through the reference and every level.
 
     Per level this keeps three packed planes: alive, flips from the reference, and flips
@@ -119,12 +120,22 @@ def _walk_chunk(handles: Handles, ckpts, ref, name: str, mask: str | None,
     flips_prev = popcount_rows(into)
     flips_prev[0] = 0  # `into[0]` is the flip from the reference, not from a previous level
     final = alive[-1]
-    return _ChunkResult(popcount_rows(alive), flips_prev, popcount_rows(from_ref),
-                        _last_flip_hist(into, final), _flip_count_hist(into, final))
+    return _ChunkResult(
+        popcount_rows(alive),
+        flips_prev,
+        popcount_rows(from_ref),
+        _last_flip_hist(into, final),
+        _flip_count_hist(into, final),
+    )
 
 
-def flip_tables(run, at_level: int | None = None, reference: str = "init", per_layer: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, pl.DataFrame]:
+def flip_tables(
+    run,
+    at_level: int | None = None,
+    reference: str = "init",
+    per_layer: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, pl.DataFrame]:
     """The ``levels``, ``last_flip`` and ``flip_count`` tables of SPEC section 4 for ``run``.
 
     ``at_level`` K cuts the run at level K (levels 0..K, trajectories over the weights alive
@@ -137,11 +148,16 @@ def flip_tables(run, at_level: int | None = None, reference: str = "init", per_l
     names = list(run.prunable)
     n_levels = len(levels)
     shape = (len(names), n_levels)
-    alive, flips_prev, flips_init = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    alive, flips_prev, flips_init = (
+        np.zeros(shape, np.int64),
+        np.zeros(shape, np.int64),
+        np.zeros(shape, np.int64),
+    )
     last_hist = np.zeros((len(names), n_levels + 1), np.int64)
     count_hist = np.zeros((len(names), n_levels + 1), np.int64)
     numels = [run.numel(n) for n in names]
     with Handles() as handles:
+
         def work(piece: Piece) -> _ChunkResult:
             name = names[piece.layer]
             return _walk_chunk(handles, ckpts, ref, name, run.prunable[name], piece)
@@ -153,12 +169,23 @@ def flip_tables(run, at_level: int | None = None, reference: str = "init", per_l
             flips_init[i] += res.flips_init
             last_hist[i] += res.last_hist
             count_hist[i] += res.count_hist
-    return _frames(run.label, levels, names, numels, alive, flips_prev, flips_init,
-                   last_hist, count_hist, per_layer)
+    return _frames(
+        run.label,
+        levels,
+        names,
+        numels,
+        alive,
+        flips_prev,
+        flips_init,
+        last_hist,
+        count_hist,
+        per_layer,
+    )
 
 
-def _frames(label, levels, names, numels, alive, flips_prev, flips_init, last_hist, count_hist,
-            per_layer) -> dict[str, pl.DataFrame]:
+def _frames(
+    label, levels, names, numels, alive, flips_prev, flips_init, last_hist, count_hist, per_layer
+) -> dict[str, pl.DataFrame]:
     level_rows, last_rows, count_rows = [], [], []
     numels = np.asarray(numels, np.int64)
     for layer, sel in layer_groups(names, per_layer):
@@ -166,17 +193,37 @@ def _frames(label, levels, names, numels, alive, flips_prev, flips_init, last_hi
         a, fp, fi = alive[sel].sum(0), flips_prev[sel].sum(0), flips_init[sel].sum(0)
         lh, ch = last_hist[sel].sum(0), count_hist[sel].sum(0)
         for j, level in enumerate(levels):
-            level_rows.append({"run": label, "layer": layer, "level": level,
-                               "density": a[j] / prunable if prunable else None,
-                               "alive": int(a[j]), "flips_prev": int(fp[j]) if j else None,
-                               "flips_init": int(fi[j])})
+            level_rows.append(
+                {
+                    "run": label,
+                    "layer": layer,
+                    "level": level,
+                    "density": a[j] / prunable if prunable else None,
+                    "alive": int(a[j]),
+                    "flips_prev": int(fp[j]) if j else None,
+                    "flips_init": int(fi[j]),
+                }
+            )
         # Histogram index k holds last_flip = k - 1 (-1: never flipped).
-        last_rows += [{"run": label, "layer": layer, "last_flip": int(k) - 1, "count": int(c)}
-                      for k, c in enumerate(lh) if c]
-        count_rows += [{"run": label, "layer": layer, "flip_count": int(k), "count": int(c)}
-                       for k, c in enumerate(ch) if c]
-    schema_levels = {"run": pl.String, "layer": pl.String, "level": pl.Int64, "density": pl.Float64,
-                     "alive": pl.Int64, "flips_prev": pl.Int64, "flips_init": pl.Int64}
+        last_rows += [
+            {"run": label, "layer": layer, "last_flip": int(k) - 1, "count": int(c)}
+            for k, c in enumerate(lh)
+            if c
+        ]
+        count_rows += [
+            {"run": label, "layer": layer, "flip_count": int(k), "count": int(c)}
+            for k, c in enumerate(ch)
+            if c
+        ]
+    schema_levels = {
+        "run": pl.String,
+        "layer": pl.String,
+        "level": pl.Int64,
+        "density": pl.Float64,
+        "alive": pl.Int64,
+        "flips_prev": pl.Int64,
+        "flips_init": pl.Int64,
+    }
     schema_last = {"run": pl.String, "layer": pl.String, "last_flip": pl.Int64, "count": pl.Int64}
     schema_count = {"run": pl.String, "layer": pl.String, "flip_count": pl.Int64, "count": pl.Int64}
     tables = {

@@ -20,6 +20,7 @@ def alive_counts(run, level: int) -> dict[str, int]:
     names = list(run.prunable)
     counts = dict.fromkeys(names, 0)
     with Handles() as handles:
+
         def work(piece):
             name = names[piece.layer]
             return count_alive(handles, ckpt, name, run.prunable[name], piece.start, piece.count)
@@ -35,11 +36,25 @@ def summary_table(run) -> pl.DataFrame:
     rows = []
     for level in run.levels:
         alive = sum(run.alive(level).values())
-        rows.append({"run": run.label, "level": level,
-                     "density": alive / total if total else None, "alive": alive,
-                     "test_acc": run.test_acc(level)})
-    return pl.DataFrame(rows, schema={"run": pl.String, "level": pl.Int64, "density": pl.Float64,
-                                      "alive": pl.Int64, "test_acc": pl.Float64})
+        rows.append(
+            {
+                "run": run.label,
+                "level": level,
+                "density": alive / total if total else None,
+                "alive": alive,
+                "test_acc": run.test_acc(level),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "run": pl.String,
+            "level": pl.Int64,
+            "density": pl.Float64,
+            "alive": pl.Int64,
+            "test_acc": pl.Float64,
+        },
+    )
 
 
 def layers_table(run, level: int) -> pl.DataFrame:
@@ -55,15 +70,33 @@ def layers_table(run, level: int) -> pl.DataFrame:
         if name in masks:
             continue
         n = alive.get(name)
-        rows.append({"layer": name, "shape": info.shape_text, "numel": info.numel,
-                     "dtype": info.dtype, "prunable": name in run.prunable, "alive": n,
-                     "density": (n / info.numel if info.numel else None) if n is not None else None})
-    return pl.DataFrame(rows, schema={"layer": pl.String, "shape": pl.String, "numel": pl.Int64,
-                                      "dtype": pl.String, "prunable": pl.Boolean,
-                                      "alive": pl.Int64, "density": pl.Float64})
+        rows.append(
+            {
+                "layer": name,
+                "shape": info.shape_text,
+                "numel": info.numel,
+                "dtype": info.dtype,
+                "prunable": name in run.prunable,
+                "alive": n,
+                "density": (n / info.numel if info.numel else None) if n is not None else None,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "layer": pl.String,
+            "shape": pl.String,
+            "numel": pl.Int64,
+            "dtype": pl.String,
+            "prunable": pl.Boolean,
+            "alive": pl.Int64,
+            "density": pl.Float64,
+        },
+    )
 
 
 def config_table(config: dict) -> pl.DataFrame:
     """The run's config as key/value rows; nested keys are dotted, values JSON unless strings."""
-    return pl.DataFrame(config_items(config), schema={"key": pl.String, "value": pl.String},
-                        orient="row")
+    return pl.DataFrame(
+        config_items(config), schema={"key": pl.String, "value": pl.String}, orient="row"
+    )

@@ -20,9 +20,16 @@ from signscope.metrics.compare import common_levels, layer_groups, walk_pairs
 from signscope.metrics.stream import load_alive, popcount
 from signscope.run import open_run
 
-SCHEMA = {"run_a": pl.String, "run_b": pl.String, "level": pl.Int64, "layer": pl.String,
-          "intersection": pl.Int64, "union": pl.Int64, "jaccard": pl.Float64,
-          "jaccard_chance": pl.Float64}
+SCHEMA = {
+    "run_a": pl.String,
+    "run_b": pl.String,
+    "level": pl.Int64,
+    "layer": pl.String,
+    "intersection": pl.Int64,
+    "union": pl.Int64,
+    "jaccard": pl.Float64,
+    "jaccard_chance": pl.Float64,
+}
 
 
 def _overlap(handles, ca, cb, name, mask_a, mask_b, piece) -> np.ndarray:
@@ -53,7 +60,16 @@ def mask_overlap(a, b, per_layer: bool = False) -> pl.DataFrame:
         for layer, sel in layer_groups(names, per_layer):
             inter, union, k_a, k_b = counts[j, sel].T
             i, u = int(inter.sum()), int(union.sum())
-            rows.append({"run_a": a.label, "run_b": b.label, "level": level, "layer": layer,
-                         "intersection": i, "union": u, "jaccard": i / u if u else None,
-                         "jaccard_chance": chance_jaccard(k_a, k_b, numel[sel])})
+            rows.append(
+                {
+                    "run_a": a.label,
+                    "run_b": b.label,
+                    "level": level,
+                    "layer": layer,
+                    "intersection": i,
+                    "union": u,
+                    "jaccard": i / u if u else None,
+                    "jaccard_chance": chance_jaccard(k_a, k_b, numel[sel]),
+                }
+            )
     return pl.DataFrame(rows, schema=SCHEMA)

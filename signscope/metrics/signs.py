@@ -14,8 +14,15 @@ from signscope.metrics.compare import common_levels, layer_groups, walk_pairs
 from signscope.metrics.stream import load, popcount
 from signscope.run import open_run
 
-SCHEMA = {"run_a": pl.String, "run_b": pl.String, "level": pl.Int64, "layer": pl.String,
-          "both_alive": pl.Int64, "agree": pl.Int64, "agreement": pl.Float64}
+SCHEMA = {
+    "run_a": pl.String,
+    "run_b": pl.String,
+    "level": pl.Int64,
+    "layer": pl.String,
+    "both_alive": pl.Int64,
+    "agree": pl.Int64,
+    "agreement": pl.Float64,
+}
 
 
 def _agreement(handles, ca, cb, name, mask_a, mask_b, piece) -> np.ndarray:
@@ -36,7 +43,15 @@ def sign_agreement(a, b, per_layer: bool = False) -> pl.DataFrame:
     for j, level in enumerate(levels):
         for layer, sel in layer_groups(names, per_layer):
             both, agree = (int(x) for x in counts[j, sel].sum(0))
-            rows.append({"run_a": a.label, "run_b": b.label, "level": level, "layer": layer,
-                         "both_alive": both, "agree": agree,
-                         "agreement": agree / both if both else None})
+            rows.append(
+                {
+                    "run_a": a.label,
+                    "run_b": b.label,
+                    "level": level,
+                    "layer": layer,
+                    "both_alive": both,
+                    "agree": agree,
+                    "agreement": agree / both if both else None,
+                }
+            )
     return pl.DataFrame(rows, schema=SCHEMA)

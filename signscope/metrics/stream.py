@@ -85,8 +85,9 @@ def _nonfinite(ckpt: Checkpoint, name: str) -> RunFormatError:
     return RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
 
 
-def sign_planes(bits: np.ndarray, ckpt: Checkpoint, name: str, nonzero: np.ndarray,
-                neg: np.ndarray) -> None:
+def sign_planes(
+    bits: np.ndarray, ckpt: Checkpoint, name: str, nonzero: np.ndarray, neg: np.ndarray
+) -> None:
     """Fill ``nonzero`` and ``neg`` (sign bit) from raw float bits; NaN/inf is an error."""
     spec = FLOAT_BITS[ckpt.tensors[name].dtype]
     if spec.float_dtype is not None:
@@ -94,13 +95,15 @@ def sign_planes(bits: np.ndarray, ckpt: Checkpoint, name: str, nonzero: np.ndarr
         # (maximum and minimum propagate NaN). Two SIMD reductions cost 3x less than the
         # pairwise sum this used to take. != 0 treats -0.0 as zero.
         values = bits.view(spec.float_dtype)
-        if bits.size and not (np.isfinite(np.maximum.reduce(values))
-                              and np.isfinite(np.minimum.reduce(values))):
+        if bits.size and not (
+            np.isfinite(np.maximum.reduce(values)) and np.isfinite(np.minimum.reduce(values))
+        ):
             raise _nonfinite(ckpt, name)
         np.not_equal(values, spec.float_dtype(0), out=nonzero)
     else:
-        mag = np.bitwise_and(bits, spec.magnitude,
-                             out=scratch(Buffers).mag[: bits.nbytes].view(spec.int_dtype))
+        mag = np.bitwise_and(
+            bits, spec.magnitude, out=scratch(Buffers).mag[: bits.nbytes].view(spec.int_dtype)
+        )
         if bits.size and mag.max() >= spec.nonfinite:
             raise _nonfinite(ckpt, name)
         np.not_equal(mag, spec.int_dtype(0), out=nonzero)
@@ -146,8 +149,9 @@ class Packed:
         return popcount(self.alive)
 
 
-def load(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int,
-         count: int) -> Packed:
+def load(
+    handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int, count: int
+) -> Packed:
     """Read weights (and mask) ``[start, start+count)`` of ``name`` as bit planes."""
     buf: Buffers = scratch(Buffers)
     nonzero, neg = buf.nonzero[:count], buf.neg[:count]
@@ -162,20 +166,27 @@ def load(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start:
     return Packed(alive, live, np.packbits(neg))
 
 
-def load_alive(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int,
-               count: int) -> np.ndarray:
+def load_alive(
+    handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int, count: int
+) -> np.ndarray:
     """Only the packed alive plane; reads just the mask when there is one."""
     if mask is None:
         return load(handles, ckpt, name, None, start, count).alive
-    return np.packbits(handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw))
+    return np.packbits(
+        handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw)
+    )
 
 
-def count_alive(handles: Handles, ckpt: Checkpoint, name: str, mask: str | None,
-                start: int, count: int) -> int:
+def count_alive(
+    handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int, count: int
+) -> int:
     """Alive weights in one chunk; reads only the mask when there is one."""
     if mask is not None:
-        return int(np.count_nonzero(handles.read(ckpt, ckpt.tensors[mask], start, count,
-                                                 scratch(Buffers).mask_raw)))
+        return int(
+            np.count_nonzero(
+                handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw)
+            )
+        )
     return load(handles, ckpt, name, None, start, count).n_alive
 
 
@@ -213,8 +224,11 @@ def scratch_planes(tag: str, rows: int, width: int) -> np.ndarray:
     return buf[: rows * width].reshape(rows, width)
 
 
-def run_pieces(work: list[Piece], fn: Callable[[Piece], object],
-               progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Piece, object]]:
+def run_pieces(
+    work: list[Piece],
+    fn: Callable[[Piece], object],
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[Piece, object]]:
     """Apply ``fn`` to every piece on a thread pool; yield (piece, result) as they finish.
 
     ``progress(done, total)`` counts elements. The first error (a corrupt tensor) stops

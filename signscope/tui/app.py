@@ -80,12 +80,18 @@ class SignscopeApp(App[None]):
         Binding("slash", "filter", "Filter layers", key_display="/"),
         Binding("f", "reference", "Flips from init/rewind"),
         Binding("question_mark", "help", "Help", key_display="?"),
-        *(Binding(str(i), f"tab('{tab}')", label, show=False)
-          for i, (tab, label, _) in enumerate(TABS, start=1)),
+        *(
+            Binding(str(i), f"tab('{tab}')", label, show=False)
+            for i, (tab, label, _) in enumerate(TABS, start=1)
+        ),
     ]
 
-    def __init__(self, paths: Sequence[str | os.PathLike] | None = None,
-                 export_dir: str | os.PathLike = "figures", export_format: str = "png") -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike] | None = None,
+        export_dir: str | os.PathLike = "figures",
+        export_format: str = "png",
+    ) -> None:
         super().__init__()
         self.paths = tuple(str(p) for p in (paths or ["."]))
         # The first screen needs the runs. Discovery (headers only) takes ~40 ms for a
@@ -149,7 +155,8 @@ class SignscopeApp(App[None]):
         # discovery is slow enough to need it (a big folder tree). The timer may fire after
         # discovery has returned but before its result is handled, hence the flag.
         self._discovery_timer = tree.set_timer(
-            0.3, lambda: setattr(tree, "loading", self._discovering))
+            0.3, lambda: setattr(tree, "loading", self._discovering)
+        )
         self.find_runs()
 
     # -- discovery --------------------------------------------------------------------------
@@ -201,7 +208,11 @@ class SignscopeApp(App[None]):
             return
         self.set_class(False, "-empty")
         default = next((r for r in found.runs if r.ok), found.runs[0])
-        target = previous if previous is not None and previous.label in self.runs else NodeRef(default.label)
+        target = (
+            previous
+            if previous is not None and previous.label in self.runs
+            else NodeRef(default.label)
+        )
 
         def place_cursor() -> None:
             tree.select_ref(target)
@@ -270,7 +281,9 @@ class SignscopeApp(App[None]):
             try:
                 if not self.query(f"#{tab}-pane"):
                     cls = next(pane for name, _, pane in TABS if name == tab)
-                    await self.query_one(f"#{tab}", TabPane).mount(cls(self.store, id=f"{tab}-pane"))
+                    await self.query_one(f"#{tab}", TabPane).mount(
+                        cls(self.store, id=f"{tab}-pane")
+                    )
             finally:
                 ready.set()
         await ready.wait()

@@ -48,8 +48,12 @@ class BatchNormPane(ResultPane):
 
     def figure_request(self, sel: Selection) -> FigureRequest:
         run = self.healthy_run(sel)
-        return FigureRequest(f"BatchNorm gamma of {run.label} at level {sel.effective_level}",
-                             ("bn-gamma",), (run.label,), level=sel.effective_level)
+        return FigureRequest(
+            f"BatchNorm gamma of {run.label} at level {sel.effective_level}",
+            ("bn-gamma",),
+            (run.label,),
+            level=sel.effective_level,
+        )
 
     def draw(self, row: int) -> None:
         import polars as pl
@@ -60,9 +64,15 @@ class BatchNormPane(ResultPane):
         layer = stats["layer"][min(row, stats.height - 1)]
         hist = self.result["bn_hist"].filter(pl.col("layer") == layer).sort("bin_low")
         labels = [f"{lo:.2g}" for lo in hist["bin_low"]]
-        draw_bars(self.query_one("#bn-hist", PlotextPlot), labels, hist["count"].to_list(),
-                  f"gamma of {layer} at level {self.selection.effective_level}", "gamma (bin start)",
-                  ylabel="channels", colour=series_colour(self.selection.run.method, 0))
+        draw_bars(
+            self.query_one("#bn-hist", PlotextPlot),
+            labels,
+            hist["count"].to_list(),
+            f"gamma of {layer} at level {self.selection.effective_level}",
+            "gamma (bin start)",
+            ylabel="channels",
+            colour=series_colour(self.selection.run.method, 0),
+        )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -27,8 +27,7 @@ from signscope.tui.state import Selection
 if TYPE_CHECKING:
     import polars as pl
 
-COLUMNS = ["level", "intersection", "union", "jaccard", "jaccard_chance", "both_alive",
-           "agreement"]
+COLUMNS = ["level", "intersection", "union", "jaccard", "jaccard_chance", "both_alive", "agreement"]
 
 
 class ComparePane(ResultPane):
@@ -50,8 +49,10 @@ class ComparePane(ResultPane):
             bad = next(r for r in pair if not r.ok)
             return f"Cannot compare: {escape(bad.label)} is broken ({escape(bad.error or '')})"
         marked = ", ".join(escape(r.label) for r in sel.marked) or "none yet"
-        return ("Mark two runs with [b]c[/b] (select a run in the tree, press c, then the other)."
-                f"\n\nMarked: {marked}")
+        return (
+            "Mark two runs with [b]c[/b] (select a run in the tree, press c, then the other)."
+            f"\n\nMarked: {marked}"
+        )
 
     def compute(self, sel: Selection, progress) -> dict:
         import polars as pl
@@ -71,14 +72,18 @@ class ComparePane(ResultPane):
         a, b = pair
         for run in pair:
             self.healthy_run(Selection(run=run))
-        return FigureRequest(f"{a.label} vs {b.label}",
-                             ("mask-overlap", "sign-agreement", "flips-init-diff"),
-                             (a.label, b.label), pair=(a.label, b.label))
+        return FigureRequest(
+            f"{a.label} vs {b.label}",
+            ("mask-overlap", "sign-agreement", "flips-init-diff"),
+            (a.label, b.label),
+            pair=(a.label, b.label),
+        )
 
     def show(self, result: dict, sel: Selection) -> None:
         a, b = sel.pair
         self.query_one("#compare-title", Static).update(
-            f"[b]A[/b] {escape(a.label)}  vs  [b]B[/b] {escape(b.label)}: masks and signs per level")
+            f"[b]A[/b] {escape(a.label)}  vs  [b]B[/b] {escape(b.label)}: masks and signs per level"
+        )
         table: pl.DataFrame = result["table"]
         fill_table(self.query_one("#compare-table", DataTable), table)
         density = {info.level: info.density for info in a.levels}
@@ -86,10 +91,13 @@ class ComparePane(ResultPane):
         draw_lines(
             self.query_one("#compare-plot", PlotextPlot),
             # Chance first, so the measured overlap is drawn over it where they coincide.
-            [("jaccard chance", levels, table["jaccard_chance"].to_list()),
-             ("jaccard", levels, table["jaccard"].to_list()),
-             ("sign agreement", levels, table["agreement"].to_list())],
+            [
+                ("jaccard chance", levels, table["jaccard_chance"].to_list()),
+                ("jaccard", levels, table["jaccard"].to_list()),
+                ("sign agreement", levels, table["agreement"].to_list()),
+            ],
             [(lvl, sparsity_label(density.get(lvl))) for lvl in levels],
-            "mask overlap and sign agreement", ylabel="fraction",
+            "mask overlap and sign agreement",
+            ylabel="fraction",
             colours=["gray", "cyan", "magenta"],
         )

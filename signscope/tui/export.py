@@ -18,7 +18,7 @@ FORMATS = ("png", "svg", "pdf", "html")
 
 
 def folder_name(*labels: str) -> str:
-    """A file-system-safe folder name for the figures of these runs (``runs/lrr`` -> ``runs_lrr``)."""
+    """A file-system-safe folder name for these runs' figures (``runs/lrr`` -> ``runs_lrr``)."""
     parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "run" for label in labels]
     return "-vs-".join(parts)
 

@@ -43,8 +43,9 @@ class FlipsPane(ResultPane):
         return ("flips", sel.run.label, sel.effective_level, sel.reference)
 
     def compute(self, sel: Selection, progress) -> dict:
-        return self.store.run(sel.run.label).flips(at_level=sel.effective_level,
-                                                   reference=sel.reference, progress=progress)
+        return self.store.run(sel.run.label).flips(
+            at_level=sel.effective_level, reference=sel.reference, progress=progress
+        )
 
     def show(self, result: dict, sel: Selection) -> None:
         level = sel.effective_level
@@ -53,18 +54,32 @@ class FlipsPane(ResultPane):
         colour = series_colour(sel.run.method, 0)  # the run's method colour, as in the figures
         last: pl.DataFrame = result["last_flip"].sort("last_flip")
         alive = int(last["count"].sum()) if last.height else 0
-        draw_bars(self.query_one("#flips-last", PlotextPlot),
-                  [_label_never(v) for v in last["last_flip"]], last["count"].to_list(),
-                  f"last flip, {compact(alive)} alive at L{level}", "level", colour=colour)
+        draw_bars(
+            self.query_one("#flips-last", PlotextPlot),
+            [_label_never(v) for v in last["last_flip"]],
+            last["count"].to_list(),
+            f"last flip, {compact(alive)} alive at L{level}",
+            "level",
+            colour=colour,
+        )
         count: pl.DataFrame = result["flip_count"].sort("flip_count")
-        draw_bars(self.query_one("#flips-count", PlotextPlot),
-                  count["flip_count"].to_list(), count["count"].to_list(),
-                  f"flip count from {sel.reference}", "flips per weight", colour=colour)
+        draw_bars(
+            self.query_one("#flips-count", PlotextPlot),
+            count["flip_count"].to_list(),
+            count["count"].to_list(),
+            f"flip count from {sel.reference}",
+            "flips per weight",
+            colour=colour,
+        )
 
     def figure_request(self, sel: Selection) -> FigureRequest:
         run = self.healthy_run(sel)
-        return FigureRequest(f"sign flips of {run.label} at level {sel.effective_level}",
-                             ("last-flip", "flip-count"), (run.label,), level=sel.effective_level)
+        return FigureRequest(
+            f"sign flips of {run.label} at level {sel.effective_level}",
+            ("last-flip", "flip-count"),
+            (run.label,),
+            level=sel.effective_level,
+        )
 
     def follow(self, sel: Selection) -> None:
         table = self.query_one("#flips-levels", DataTable)

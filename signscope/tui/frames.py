@@ -41,8 +41,12 @@ def fill_rows(
     for col in columns:
         label = headers.get(col, col)
         table.add_column(Text(label, justify="right") if col in numeric else label, key=col)
-    table.add_rows([
-        [Text(format_cell(v), justify="right") if c in numeric else format_cell(v)
-         for c, v in zip(columns, row, strict=True)]
-        for row in rows
-    ])
+    table.add_rows(
+        [
+            [
+                Text(format_cell(v), justify="right") if c in numeric else format_cell(v)
+                for c, v in zip(columns, row, strict=True)
+            ]
+            for row in rows
+        ]
+    )

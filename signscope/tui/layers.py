@@ -48,8 +48,9 @@ class LayersPane(ResultPane):
 
     def compose_content(self) -> ComposeResult:
         with Vertical(classes="content"):
-            yield FilterInput(placeholder="/ filter layers (words in the layer name)",
-                              id="layers-filter")
+            yield FilterInput(
+                placeholder="/ filter layers (words in the layer name)", id="layers-filter"
+            )
             yield Static("", id="layers-note")
             yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
 
@@ -69,14 +70,17 @@ class LayersPane(ResultPane):
         run = self.store.run(label)
         layers = run.layers(level).filter(pl.col("prunable"))
         notes = []
-        flips = pl.DataFrame(schema={"layer": pl.String, "flips_prev": pl.Int64,
-                                     "flips_init": pl.Int64})
+        flips = pl.DataFrame(
+            schema={"layer": pl.String, "flips_prev": pl.Int64, "flips_init": pl.Int64}
+        )
         try:
             # All levels at once: the per-level flip counts come from one pass over the run.
             per_level = self.store.get(
                 ("flips-per-layer", label, sel.reference),
-                lambda: run.flips(per_layer=True, reference=sel.reference,
-                                  progress=progress)["levels"])
+                lambda: run.flips(per_layer=True, reference=sel.reference, progress=progress)[
+                    "levels"
+                ],
+            )
             flips = per_level.filter(pl.col("level") == level).select(flips.columns)
         except SignscopeError as exc:
             notes.append(f"no flips: {exc}")
@@ -87,11 +91,15 @@ class LayersPane(ResultPane):
         if partner is not None and partner.ok:
             try:
                 other = self.store.run(partner.label)
-                signs = self.store.get(("signs-per-layer", label, partner.label),
-                                       lambda: signscope.signs(run, other, per_layer=True))
+                signs = self.store.get(
+                    ("signs-per-layer", label, partner.label),
+                    lambda: signscope.signs(run, other, per_layer=True),
+                )
                 agreement = signs.filter((pl.col("level") == level) & (pl.col("layer") != "*"))
                 agreement = agreement.select("layer", pl.col("agreement").cast(pl.Float64))
-                note = f"agreement: fraction of weights alive in both with the sign of {partner.label}"
+                note = (
+                    f"agreement: fraction of weights alive in both with the sign of {partner.label}"
+                )
                 if agreement.height == 0:
                     note = f"{partner.label} has no level {level}: no sign agreement"
             except SignscopeError as exc:
@@ -103,7 +111,8 @@ class LayersPane(ResultPane):
         from rich.markup import escape
 
         self.query_one("#layers-note", Static).update(
-            f"level {sel.effective_level} of {escape(sel.run.label)} · {escape(result['note'])}")
+            f"level {sel.effective_level} of {escape(sel.run.label)} · {escape(result['note'])}"
+        )
         self._fill()
         if self._focus_filter:
             self.call_after_refresh(self._take_focus)
@@ -112,8 +121,9 @@ class LayersPane(ResultPane):
         if self.result is None:
             return
         text = self.query_one("#layers-filter", FilterInput).value
-        fill_table(self.query_one("#layers-table", DataTable),
-                   filter_layers(self.result["table"], text))
+        fill_table(
+            self.query_one("#layers-table", DataTable), filter_layers(self.result["table"], text)
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -127,11 +137,16 @@ class LayersPane(ResultPane):
         run = self.healthy_run(sel)
         partner = sel.partner
         if partner is None or not partner.ok:
-            raise SignscopeError("the Layers tab exports mask overlap and sign agreement with a "
-                                 "compared run: mark another run with c first")
-        return FigureRequest(f"{run.label} vs {partner.label} per layer",
-                             ("mask-overlap", "sign-agreement"), (run.label, partner.label),
-                             pair=(run.label, partner.label))
+            raise SignscopeError(
+                "the Layers tab exports mask overlap and sign agreement with a "
+                "compared run: mark another run with c first"
+            )
+        return FigureRequest(
+            f"{run.label} vs {partner.label} per layer",
+            ("mask-overlap", "sign-agreement"),
+            (run.label, partner.label),
+            pair=(run.label, partner.label),
+        )
 
     def focus_filter(self) -> None:
         """Focus the filter now, or as soon as the table is shown (a loading pane refuses focus)."""

@@ -37,8 +37,11 @@ def companions(run: FoundRun, runs: tuple[FoundRun, ...]) -> tuple[FoundRun, ...
     def setup(r: FoundRun) -> tuple:
         return (r.config.get("dataset"), r.config.get("model"))
 
-    same = [r for r in runs if r.ok and r.kind == "signscope" and r.path != run.path
-            and setup(r) == setup(run)]
+    same = [
+        r
+        for r in runs
+        if r.ok and r.kind == "signscope" and r.path != run.path and setup(r) == setup(run)
+    ]
     return (run, *same)
 
 
@@ -67,7 +70,9 @@ class OverviewPane(ResultPane):
         return (self.query_one("#overview-levels"), self.query_one("#overview-plot"))
 
     def prepare(self, sel: Selection) -> None:
-        fill_rows(self.query_one("#overview-config", DataTable), ("key", "value"), config_rows(sel.run))
+        fill_rows(
+            self.query_one("#overview-config", DataTable), ("key", "value"), config_rows(sel.run)
+        )
 
     def key(self, sel: Selection) -> Hashable | None:
         if sel.run is None or not sel.run.ok:
@@ -101,8 +106,11 @@ class OverviewPane(ResultPane):
 
     def figure_request(self, sel: Selection) -> FigureRequest:
         run = self.healthy_run(sel)
-        return FigureRequest(f"accuracy of {run.label}", ("accuracy",),
-                             tuple(r.label for r in companions(run, sel.runs)))
+        return FigureRequest(
+            f"accuracy of {run.label}",
+            ("accuracy",),
+            tuple(r.label for r in companions(run, sel.runs)),
+        )
 
     def _draw(self, result: dict) -> None:
         import polars as pl
@@ -115,6 +123,9 @@ class OverviewPane(ResultPane):
             for level, density in part.select("level", "density").iter_rows():
                 ticks.setdefault(level, sparsity_label(density))
         seeds = int(acc["replicates"].max()) if acc.height else 0
-        title = ("test accuracy vs sparsity" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
-                 if series else "no test accuracy recorded for this run")
+        title = (
+            "test accuracy vs sparsity" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+            if series
+            else "no test accuracy recorded for this run"
+        )
         draw_lines(plot, series, sorted(ticks.items()), title, ylabel="test acc")

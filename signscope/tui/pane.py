@@ -149,7 +149,8 @@ class ResultPane(Vertical):
         share = event.done / event.total
         self.query_one(".progress", Static).update(
             f"reading checkpoints: {share:.0%} ({event.done / 1e6:.1f}M of "
-            f"{event.total / 1e6:.1f}M weights)")
+            f"{event.total / 1e6:.1f}M weights)"
+        )
         self.set_class(True, "-progress")
 
     def figure_request(self, sel: Selection) -> FigureRequest:

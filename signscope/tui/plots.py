@@ -59,8 +59,13 @@ def _reset(plot: PlotextPlot, title: str, xlabel: str, ylabel: str) -> None:
 
 
 def draw_bars(
-    plot: PlotextPlot, labels: Sequence, counts: Sequence[float], title: str, xlabel: str,
-    ylabel: str = "weights", colour: str | tuple[int, int, int] = "blue",
+    plot: PlotextPlot,
+    labels: Sequence,
+    counts: Sequence[float],
+    title: str,
+    xlabel: str,
+    ylabel: str = "weights",
+    colour: str | tuple[int, int, int] = "blue",
 ) -> None:
     """A histogram already binned by the inspection layer (one bar per label)."""
     _reset(plot, title, xlabel, ylabel)
@@ -88,8 +93,13 @@ def draw_lines(
         if not points:
             continue
         colour = colours[i] if colours else series_colour(name, i)
-        plt.plot([p[0] for p in points], [p[1] for p in points], label=name, marker="braille",
-                 color=colour)
+        plt.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            label=name,
+            marker="braille",
+            color=colour,
+        )
     if ticks:
         step = max(1, len(ticks) // 8)
         shown = list(ticks)[::step]

@@ -26,7 +26,7 @@ def short_names(labels: Sequence[str], roots: Sequence[str]) -> dict[str, str]:
         for root in roots:
             prefix = root.rstrip("/") + "/"
             if root not in (".", "") and label.startswith(prefix) and len(label) > len(prefix):
-                name = label[len(prefix):]
+                name = label[len(prefix) :]
                 break
         names[label] = name
     counts: dict[str, int] = {}
@@ -65,8 +65,9 @@ class RunTree(Tree[NodeRef]):
         self._run_nodes = {}
         expand_all = sum(len(r.levels) + 1 for r in runs) <= _EXPAND_ALL_UP_TO
         for i, run in enumerate(runs):
-            node = self.root.add(self._run_label(run), data=NodeRef(run.label),
-                                 expand=expand_all or i == 0)
+            node = self.root.add(
+                self._run_label(run), data=NodeRef(run.label), expand=expand_all or i == 0
+            )
             self._run_nodes[run.label] = node
             self._fill(node, run)
 

@@ -100,22 +100,35 @@ def measure_terminal(paths: list[str], timeout: float = 120.0) -> list[Step]:
         command = shlex.join([sys.executable, "-m", "signscope", "tui", *paths]) + f"; touch {done}"
         pid = None
         t0 = time.perf_counter()
-        subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "120", "-y", "36", command],
-                       check=True, env=env)
+        subprocess.run(
+            [*tmux, "new-session", "-d", "-s", "t", "-x", "120", "-y", "36", command],
+            check=True,
+            env=env,
+        )
         try:
-            for name, marker in (("first screen: tree + config", "levels found"),
-                                 ("overview filled: accuracy chart", "sparsity")):
-                while marker not in subprocess.run([*tmux, "capture-pane", "-p", "-t", "t"],
-                                                   capture_output=True, text=True).stdout:
+            for name, marker in (
+                ("first screen: tree + config", "levels found"),
+                ("overview filled: accuracy chart", "sparsity"),
+            ):
+                while (
+                    marker
+                    not in subprocess.run(
+                        [*tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True
+                    ).stdout
+                ):
                     if time.perf_counter() - t0 > timeout or os.path.exists(done):
                         raise SystemExit(f"gave up waiting for {name!r}")
                     time.sleep(0.01)
                 wall = time.perf_counter() - t0
                 if pid is None:  # the python process under the pane's shell
-                    shell = subprocess.run([*tmux, "display", "-p", "-t", "t", "#{pane_pid}"],
-                                           capture_output=True, text=True).stdout.strip()
-                    children = subprocess.run(["pgrep", "-P", shell], capture_output=True,
-                                              text=True).stdout.split()
+                    shell = subprocess.run(
+                        [*tmux, "display", "-p", "-t", "t", "#{pane_pid}"],
+                        capture_output=True,
+                        text=True,
+                    ).stdout.strip()
+                    children = subprocess.run(
+                        ["pgrep", "-P", shell], capture_output=True, text=True
+                    ).stdout.split()
                     pid = int(children[0]) if children else int(shell)
                 steps.append((f"{name} (terminal, from launch)", wall, _cpu_seconds(pid)))
             t1 = time.perf_counter()
@@ -131,8 +144,11 @@ def measure_terminal(paths: list[str], timeout: float = 120.0) -> list[Step]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", default=["."])
-    parser.add_argument("--terminal", action="store_true",
-                        help="run the real `signscope tui` in tmux instead of headless")
+    parser.add_argument(
+        "--terminal",
+        action="store_true",
+        help="run the real `signscope tui` in tmux instead of headless",
+    )
     args = parser.parse_args()
     steps = measure_terminal(args.paths) if args.terminal else asyncio.run(measure(args.paths))
     print(f"{'step':56s} {'wall s':>8s} {'CPU s':>8s}")

@@ -31,9 +31,17 @@ def kind_options(kind: str) -> set[str]:
     return set(params[1:])
 
 
-def import_run(kind: str, src: Path, out: Path, *, force: bool = False, method: str | None = None,
-               seed: int | None = None, init: Path | None = None,
-               **options) -> dict[str, pl.DataFrame]:
+def import_run(
+    kind: str,
+    src: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    method: str | None = None,
+    seed: int | None = None,
+    init: Path | None = None,
+    **options,
+) -> dict[str, pl.DataFrame]:
     """Import ``src`` (a checkpoint folder of ``kind``) as the run ``out``.
 
     Options left at ``None`` are not passed on; one that the kind does not take is a usage
@@ -54,8 +62,14 @@ def import_run(kind: str, src: Path, out: Path, *, force: bool = False, method: 
     if init is not None:
         plan.init = reference_from_file(init, plan)
     rows, notes = write_run(plan, out, force=force, method=method, seed=seed)
-    schema = {"level": pl.Int64, "file": pl.Utf8, "source": pl.Utf8, "density": pl.Float64,
-              "alive": pl.Int64, "test_acc": pl.Float64}
+    schema = {
+        "level": pl.Int64,
+        "file": pl.Utf8,
+        "source": pl.Utf8,
+        "density": pl.Float64,
+        "alive": pl.Int64,
+        "test_acc": pl.Float64,
+    }
     tables = {"levels": pl.DataFrame(rows, schema=schema)}
     if notes:
         tables["notes"] = pl.DataFrame({"note": notes}, schema={"note": pl.Utf8})

@@ -59,8 +59,11 @@ def load_checkpoint(path: Path) -> Any:
                 "with torch.save(model.state_dict(), path)"
             ) from None
         detail = _UNPICKLER_DETAIL.search(text)
-        reason = (" ".join(detail.group(1).split()) if detail
-                  else f"{type(exc).__name__}: {' '.join(text.split())}")
+        reason = (
+            " ".join(detail.group(1).split())
+            if detail
+            else f"{type(exc).__name__}: {' '.join(text.split())}"
+        )
         raise RunFormatError(
             f"{path}: not a PyTorch checkpoint that torch.load(weights_only=True) can read "
             f"({reason[:160]})"
@@ -68,7 +71,7 @@ def load_checkpoint(path: Path) -> Any:
 
 
 def state_dict_of(obj: Any, path: Path) -> State:
-    """The ``{name: tensor}`` mapping in a loaded checkpoint (unwrapping ``{"state_dict": ...}``)."""
+    """The ``{name: tensor}`` mapping in a loaded checkpoint (unwraps ``{"state_dict": ...}``)."""
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         if not all(isinstance(k, str) for k in obj):
             raise RunFormatError(f"{path}: state dict has non-string keys")
@@ -79,7 +82,8 @@ def state_dict_of(obj: Any, path: Path) -> State:
                 return state_dict_of(obj[key], path)
         others = sorted(str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor))[:5]
         raise RunFormatError(
-            f"{path}: not a state dict (entries that are not tensors: {', '.join(others) or 'none'})"
+            f"{path}: not a state dict "
+            f"(entries that are not tensors: {', '.join(others) or 'none'})"
         )
     raise RunFormatError(f"{path}: holds a {type(obj).__name__}, expected a state dict of tensors")
 
@@ -88,11 +92,13 @@ def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> dict[str,
     """Drop the ``module.`` that ``DataParallel`` puts before every name, so imported runs use
     the same names as runs trained without it."""
     if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items()}
+        return {k[len(prefix) :]: v for k, v in state.items()}
     return dict(state)
 
 
-def to_mask(t: torch.Tensor, path: Path, name: str, shape: torch.Size | None = None) -> torch.Tensor:
+def to_mask(
+    t: torch.Tensor, path: Path, name: str, shape: torch.Size | None = None
+) -> torch.Tensor:
     """A bool mask from a 0/1 tensor of any dtype; anything else is an error, not a guess."""
     if shape is not None and tuple(t.shape) != tuple(shape):
         raise RunFormatError(
@@ -162,8 +168,9 @@ def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def check_same_layout(expected: dict[str, tuple], state: Mapping[str, torch.Tensor],
-                      path: Path, first: Path) -> None:
+def check_same_layout(
+    expected: dict[str, tuple], state: Mapping[str, torch.Tensor], path: Path, first: Path
+) -> None:
     """Every level and reference must hold the same tensors with the same shapes."""
     got = _shapes(state)
     missing = sorted(set(expected) - set(got))
@@ -189,8 +196,14 @@ def _display(path: Path, src: Path) -> str:
         return str(path)
 
 
-def write_run(plan: ImportPlan, out: Path, *, force: bool = False, method: str | None = None,
-              seed: int | None = None) -> tuple[list[dict], list[str]]:
+def write_run(
+    plan: ImportPlan,
+    out: Path,
+    *,
+    force: bool = False,
+    method: str | None = None,
+    seed: int | None = None,
+) -> tuple[list[dict], list[str]]:
     """Write ``plan`` as a signscope run in ``out``; return the per-level rows and the notes
     recorded in run.json.
 
@@ -206,8 +219,13 @@ def write_run(plan: ImportPlan, out: Path, *, force: bool = False, method: str |
     out = prepare_output_dir(out, force=force)
     written: list[Path] = []
     try:
-        return _write_all(plan, out, written, method or plan.method or "unknown",
-                          plan.seed if seed is None else seed)
+        return _write_all(
+            plan,
+            out,
+            written,
+            method or plan.method or "unknown",
+            plan.seed if seed is None else seed,
+        )
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
@@ -216,8 +234,9 @@ def write_run(plan: ImportPlan, out: Path, *, force: bool = False, method: str |
         raise
 
 
-def _write_all(plan: ImportPlan, out: Path, written: list[Path], method: str,
-               seed: int | None) -> tuple[list[dict], list[str]]:
+def _write_all(
+    plan: ImportPlan, out: Path, written: list[Path], method: str, seed: int | None
+) -> tuple[list[dict], list[str]]:
     rows: list[dict] = []
     layout: dict[str, tuple] | None = None
     masked: set[str] | None = None
@@ -240,19 +259,22 @@ def _write_all(plan: ImportPlan, out: Path, written: list[Path], method: str,
                 raise RunFormatError(f"{mask_source}: mask for {name}, which {lvl.source} lacks")
             data.masks[name] = to_mask(m, mask_source, name, data.state[name].shape)
         rel = _display(lvl.source, plan.src)
-        path = write_level(out, lvl.level, data.state, data.masks, method, data.test_acc,
-                           source=rel)
+        path = write_level(
+            out, lvl.level, data.state, data.masks, method, data.test_acc, source=rel
+        )
         written.append(path)
         alive = sum(int(m.sum()) for m in data.masks.values())
         total = sum(m.numel() for m in data.masks.values())
-        rows.append({
-            "level": lvl.level,
-            "file": level_filename(lvl.level),
-            "source": rel,
-            "density": alive / total if total else 1.0,
-            "alive": alive,
-            "test_acc": data.test_acc,
-        })
+        rows.append(
+            {
+                "level": lvl.level,
+                "file": level_filename(lvl.level),
+                "source": rel,
+                "density": alive / total if total else 1.0,
+                "alive": alive,
+                "test_acc": data.test_acc,
+            }
+        )
         del data
     references: dict[str, dict | None] = {}
     for which, ref, fname in (("init", plan.init, INIT_FILE), ("rewind", plan.rewind, REWIND_FILE)):

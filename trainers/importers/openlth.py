@@ -54,8 +54,9 @@ def _models(folder: Path) -> list[tuple[tuple[int, int], Path]]:
 
 
 def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
-    return {int(m.group(1)): p for p in folder.iterdir()
-            if p.is_dir() and (m := pattern.match(p.name))}
+    return {
+        int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := pattern.match(p.name))
+    }
 
 
 def find_replicate(src: Path, replicate: int | None) -> Path:
@@ -137,8 +138,11 @@ def _level_reader(model: Path, mask: Path, logger: Path):
 
 def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> ImportPlan:
     rep = find_replicate(src, replicate)
-    level_dirs = {lvl: p / experiment for lvl, p in _numbered(rep, _LEVEL).items()
-                  if (p / experiment).is_dir()}
+    level_dirs = {
+        lvl: p / experiment
+        for lvl, p in _numbered(rep, _LEVEL).items()
+        if (p / experiment).is_dir()
+    }
     if not level_dirs:
         raise RunFormatError(f"{rep}: no level_L/{experiment}/ folders")
     levels: list[LevelSource] = []
@@ -151,18 +155,26 @@ def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> I
             incomplete.append(lvl)
             continue
         if incomplete:
-            raise RunFormatError(f"{level_dirs[incomplete[0]]}: no trained model, but later levels have one")
+            raise RunFormatError(
+                f"{level_dirs[incomplete[0]]}: no trained model, but later levels have one"
+            )
         mask = folder / "mask.pth"
         if not mask.is_file():
             raise RunFormatError(f"{mask}: file not found")
-        levels.append(LevelSource(lvl, models[-1][1], _level_reader(models[-1][1], mask, folder / "logger")))
+        levels.append(
+            LevelSource(lvl, models[-1][1], _level_reader(models[-1][1], mask, folder / "logger"))
+        )
     if not levels:
-        raise RunFormatError(f"{rep}: no level has finished training (no model_ep*_it*.pth after the first)")
+        raise RunFormatError(
+            f"{rep}: no level has finished training (no model_ep*_it*.pth after the first)"
+        )
 
     notes = []
     if incomplete:
-        notes.append(f"levels {', '.join(map(str, incomplete))} of the source had not finished "
-                     "training and were left out")
+        notes.append(
+            f"levels {', '.join(map(str, incomplete))} of the source had not finished "
+            "training and were left out"
+        )
     start_step, start = _models(level_dirs[min(level_dirs)])[0]
     pretrain = rep / "level_pretrain" / experiment
     init = rewind = None
@@ -174,8 +186,10 @@ def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> I
         init = rewind = RefSource(start, lambda: _read_state(start))
     else:
         rewind = RefSource(start, lambda: _read_state(start))
-        notes.append(f"level 0 starts at epoch {start_step[0]} iteration {start_step[1]} and "
-                     "there is no level_pretrain folder")
+        notes.append(
+            f"level 0 starts at epoch {start_step[0]} iteration {start_step[1]} and "
+            "there is no level_pretrain folder"
+        )
 
     hparams_file = level_dirs[min(level_dirs)] / "hparams.log"
     source_config = None

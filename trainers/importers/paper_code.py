@@ -73,8 +73,11 @@ def masked_layers(state: State, buffers: Masks) -> list[str]:
     has their buffers, else every floating weight of 2+ dims (SPEC section 2's rule)."""
     if buffers:
         return list(buffers)
-    return [k for k, v in state.items()
-            if k.endswith("weight") and v.ndim >= 2 and v.is_floating_point()]
+    return [
+        k
+        for k, v in state.items()
+        if k.endswith("weight") and v.ndim >= 2 and v.is_floating_point()
+    ]
 
 
 def _mask_list(path: Path, names: list[str], model: Path) -> Masks:
@@ -135,8 +138,9 @@ def method_from_settings(settings: dict | None) -> tuple[str | None, dict]:
     signscope does not name, so the method stays unknown."""
     if settings is None:
         return None, {}
-    flags = sorted(k for k, v in settings.items()
-                   if v is True and k.startswith(("reset_", "load_")))
+    flags = sorted(
+        k for k, v in settings.items() if v is True and k.startswith(("reset_", "load_"))
+    )
     extra = {"pruner": settings["pruner"]} if settings.get("pruner") else {}
     if flags == []:
         return "lrr", extra
@@ -154,8 +158,9 @@ def _warmup_epochs(settings: dict) -> int | None:
     return w if isinstance(w, int) else None
 
 
-def level_accuracies(path: Path, settings: dict | None, n_trained: int, final: bool,
-                     notes: list[str]) -> list[float | None]:
+def level_accuracies(
+    path: Path, settings: dict | None, n_trained: int, final: bool, notes: list[str]
+) -> list[float | None]:
     """Test accuracy at the end of each level, cut out of the per-epoch list.
 
     The list has ``warmup_epochs`` entries, then ``final_prune_epoch`` per level, then the
@@ -205,7 +210,9 @@ def _level_reader(model: Path, mask: Path | None, init: Path | None, acc: float 
             masks = _mask_list(mask, names, model)
         else:
             # Level 0 trains with the mask the model was built with: the init file's buffers.
-            start = split_mask_buffers(state_dict_of(load_checkpoint(init), init))[1] if init else {}
+            start = (
+                split_mask_buffers(state_dict_of(load_checkpoint(init), init))[1] if init else {}
+            )
             masks = {n: start.get(n, torch.ones(state[n].shape, dtype=torch.bool)) for n in names}
         return LevelData(state, masks, acc, mask)
 
@@ -222,7 +229,9 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
             raise UsageError(f"{src}: holds several experiments ({listed}); choose one with --name")
         name = next(iter(experiments))
     if name not in experiments:
-        raise RunFormatError(f"{src}: no model_{name}_0.pt (experiments here: {', '.join(sorted(experiments)[:6])})")
+        raise RunFormatError(
+            f"{src}: no model_{name}_0.pt (experiments here: {', '.join(sorted(experiments)[:6])})"
+        )
     files = experiments[name]
     n_trained = max(files) + 1
     init = src / f"model_{name}_init.pt"
@@ -243,18 +252,24 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
         mask = src / f"mask_{name}_{level - 1}.pt" if level else None
         if mask is not None and not mask.is_file():
             raise RunFormatError(f"{mask}: file not found (the mask level {level} trains with)")
-        levels.append(LevelSource(level, files[level], _level_reader(files[level], mask, init, accs[level])))
+        levels.append(
+            LevelSource(level, files[level], _level_reader(files[level], mask, init, accs[level]))
+        )
     if final:
         if not final_mask.is_file():
             raise RunFormatError(f"{final_mask}: file not found (the mask of {trained.name})")
-        levels.append(LevelSource(n_trained, trained, _level_reader(trained, final_mask, init, accs[-1])))
+        levels.append(
+            LevelSource(n_trained, trained, _level_reader(trained, final_mask, init, accs[-1]))
+        )
 
     method, extra = method_from_settings(settings)
     rewind = RefSource(init, lambda: _read_reference(init)) if init else None
     warmup = _warmup_epochs(settings) if settings else None
     if init and warmup != 0:
-        notes.append(f"{init.name} holds the weights after the warm-up epochs (the rewind "
-                     "point), not the initialisation")
+        notes.append(
+            f"{init.name} holds the weights after the warm-up epochs (the rewind "
+            "point), not the initialisation"
+        )
     return ImportPlan(
         kind="paper-code",
         src=src,
@@ -263,12 +278,16 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
         rewind=rewind,
         method=method,
         seed=settings.get("seed") if settings and isinstance(settings.get("seed"), int) else None,
-        config={**({"dataset": settings["set"]} if settings and settings.get("set") else {}), **extra},
+        config={
+            **({"dataset": settings["set"]} if settings and settings.get("set") else {}),
+            **extra,
+        },
         details={"name": name},
         # seed and name tell replicates apart; they are config.seed and imported_from.name,
         # so that runs differing only in them compare as replicates of one experiment.
         source_config={k: v for k, v in settings.items() if k not in ("seed", "name")}
-        if settings else None,
+        if settings
+        else None,
         notes=notes,
         read_reference=_read_reference,
     )

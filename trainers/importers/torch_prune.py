@@ -81,8 +81,10 @@ def _level_reader(path: Path, pruned: frozenset[str]):
 
 
 def plan(src: Path) -> ImportPlan:
-    files = sorted((p for p in src.iterdir() if p.is_file() and p.suffix in SUFFIXES),
-                   key=lambda p: natural_key(p.name))
+    files = sorted(
+        (p for p in src.iterdir() if p.is_file() and p.suffix in SUFFIXES),
+        key=lambda p: natural_key(p.name),
+    )
     refs = {which: [p for p in files if p.name.startswith(which)] for which in ("init", "rewind")}
     for which, found in refs.items():
         if len(found) > 1:
@@ -94,7 +96,8 @@ def plan(src: Path) -> ImportPlan:
     _, last_masks = _read(levels[-1])
     if not last_masks:
         raise RunFormatError(
-            f"{levels[-1]}: no NAME_orig/NAME_mask pairs: not saved with torch.nn.utils.prune applied"
+            f"{levels[-1]}: no NAME_orig/NAME_mask pairs: "
+            "not saved with torch.nn.utils.prune applied"
         )
     pruned = frozenset(last_masks)
     del last_masks
@@ -103,9 +106,11 @@ def plan(src: Path) -> ImportPlan:
         src=src,
         levels=[LevelSource(i, p, _level_reader(p, pruned)) for i, p in enumerate(levels)],
         init=RefSource(refs["init"][0], lambda: _read_reference(refs["init"][0]))
-        if refs["init"] else None,
+        if refs["init"]
+        else None,
         rewind=RefSource(refs["rewind"][0], lambda: _read_reference(refs["rewind"][0]))
-        if refs["rewind"] else None,
+        if refs["rewind"]
+        else None,
         details={"files": [p.name for p in levels]},
         read_reference=_read_reference,
     )

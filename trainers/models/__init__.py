@@ -41,7 +41,9 @@ def build_model(
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise SignscopeError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+        raise SignscopeError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}"
+        ) from None
     model = factory(num_classes, in_channels, image_size)
     init_weights(model, generator)
     return model
@@ -55,15 +57,21 @@ def init_weights(model: nn.Module, generator: torch.Generator | None = None) -> 
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+            nn.init.kaiming_normal_(
+                m.weight, mode="fan_out", nonlinearity="relu", generator=generator
+            )
         elif isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+            nn.init.kaiming_normal_(
+                m.weight, mode="fan_in", nonlinearity="relu", generator=generator
+            )
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         else:
             continue
-        if getattr(m, "bias", None) is not None and not isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if getattr(m, "bias", None) is not None and not isinstance(
+            m, nn.modules.batchnorm._BatchNorm
+        ):
             nn.init.zeros_(m.bias)
 
 

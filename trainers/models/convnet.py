@@ -25,7 +25,8 @@ class ConvNet(nn.Module):
         super().__init__()
         if image_size < MIN_IMAGE_SIZE:
             raise SignscopeError(
-                f"convnet needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (got {image_size})"
+                f"convnet needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
+                f"(got {image_size})"
             )
         w1, w2, w3 = widths
         self.conv1 = nn.Conv2d(in_channels, w1, 3, padding=1, bias=False)

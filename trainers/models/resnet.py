@@ -76,8 +76,11 @@ class ResNet(nn.Module):
         # ImageNet-sized inputs get torchvision's stem (7x7 stride-2 convolution, 3x3 stride-2
         # max-pool: 224 -> 56); CIFAR and Tiny ImageNet keep the 3x3 stride-1 stem.
         self.imagenet_stem = imagenet_stem
-        self.conv1 = (nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False) if imagenet_stem
-                      else _conv3x3(in_channels, 64))
+        self.conv1 = (
+            nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            if imagenet_stem
+            else _conv3x3(in_channels, 64)
+        )
         self.bn1 = nn.BatchNorm2d(64)
         cin = 64
         for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
@@ -102,10 +105,20 @@ IMAGENET_STEM_ABOVE = 64
 
 
 def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels,
-                  imagenet_stem=image_size > IMAGENET_STEM_ABOVE)
+    return ResNet(
+        BasicBlock,
+        (2, 2, 2, 2),
+        num_classes,
+        in_channels,
+        imagenet_stem=image_size > IMAGENET_STEM_ABOVE,
+    )
 
 
 def resnet50(num_classes: int, in_channels: int, image_size: int) -> ResNet:
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels,
-                  imagenet_stem=image_size > IMAGENET_STEM_ABOVE)
+    return ResNet(
+        Bottleneck,
+        (3, 4, 6, 3),
+        num_classes,
+        in_channels,
+        imagenet_stem=image_size > IMAGENET_STEM_ABOVE,
+    )

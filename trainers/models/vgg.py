@@ -39,6 +39,7 @@ class VGG(nn.Module):
 def vgg16_bn(num_classes: int, in_channels: int, image_size: int) -> VGG:
     if image_size < MIN_IMAGE_SIZE:
         raise SignscopeError(
-            f"vgg16_bn needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (got {image_size}x{image_size})"
+            f"vgg16_bn needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
+            f"(got {image_size}x{image_size})"
         )
     return VGG(CFG16, num_classes, in_channels)
