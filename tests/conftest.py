@@ -8,4 +8,17 @@ fixes the thread count, which CPU bit-identity of training runs depends on.
 
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def mnist1d_root(tmp_path_factory):
+    """A data root holding the generated MNIST-1D arrays, generated once per test process."""
+    pytest.importorskip("mnist1d")
+    from trainers.mnist1d import load_arrays
+
+    root = tmp_path_factory.mktemp("mnist1d-data")
+    load_arrays(root)
+    return root

@@ -244,7 +244,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
 
     def epoch_reads(n_images: int) -> int:
         ds = load_dataset("synthetic", synthetic_shape=(3, 8, 8), synthetic_size=(n_images, 8))
-        model = build_model("convnet", 10, 3, 8, generator=torch.Generator().manual_seed(0))
+        model = build_model("convnet", 10, (3, 8, 8), generator=torch.Generator().manual_seed(0))
         params = prunable_parameters(model)
         masks = {
             n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) > 0.3

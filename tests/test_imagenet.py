@@ -134,13 +134,18 @@ def test_crop_box_follows_random_resized_crop():
 
 
 def test_resnet50_gets_the_imagenet_stem_only_for_imagenet_sizes():
-    big = build_model("resnet50", 1000, 3, 224)
+    big = build_model("resnet50", 1000, (3, 224, 224))
     assert tuple(big.conv1.weight.shape) == (64, 3, 7, 7)
     assert big(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
     for size in (32, 64):
-        assert tuple(build_model("resnet50", 200, 3, size).conv1.weight.shape) == (64, 3, 3, 3)
+        assert tuple(build_model("resnet50", 200, (3, size, size)).conv1.weight.shape) == (
+            64,
+            3,
+            3,
+            3,
+        )
     # The same state-dict names either way (torchvision's), so runs of both read alike.
-    assert list(big.state_dict()) == list(build_model("resnet50", 1000, 3, 32).state_dict())
+    assert list(big.state_dict()) == list(build_model("resnet50", 1000, (3, 32, 32)).state_dict())
 
 
 def test_errors_name_the_problem(tmp_path, tree):

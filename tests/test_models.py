@@ -15,22 +15,24 @@ from trainers.models import MODELS, build_model, prunable_parameters  # noqa: E4
 
 pytestmark = pytest.mark.torch
 
-# (model, in_channels, image_size) kept small; every model at least once.
+# (model, one example's shape) kept small; every model at least once.
 CASES = [
-    ("convnet", 1, 8),
-    ("convnet", 3, 32),
-    ("convnet", 3, 64),
-    ("mlp", 1, 8),
-    ("resnet18", 3, 32),
-    ("resnet50", 3, 32),
-    ("vgg16_bn", 3, 32),
+    ("convnet", (1, 8, 8)),
+    ("convnet", (3, 32, 32)),
+    ("convnet", (3, 64, 64)),
+    ("mlp", (1, 8, 8)),
+    ("mlp", (1, 40)),
+    ("conv1d", (1, 40)),
+    ("resnet18", (3, 32, 32)),
+    ("resnet50", (3, 32, 32)),
+    ("vgg16_bn", (3, 32, 32)),
 ]
 
 
-@pytest.mark.parametrize(("name", "channels", "size"), CASES)
-def test_forward_shape_and_prunable_parameters(name, channels, size):
-    model = build_model(name, 7, channels, size, generator=torch.Generator().manual_seed(0))
-    out = model(torch.randn(2, channels, size, size))
+@pytest.mark.parametrize(("name", "shape"), CASES)
+def test_forward_shape_and_prunable_parameters(name, shape):
+    model = build_model(name, 7, shape, generator=torch.Generator().manual_seed(0))
+    out = model(torch.randn(2, *shape))
     assert out.shape == (2, 7)
 
     prunable = prunable_parameters(model)
@@ -45,7 +47,9 @@ def test_forward_shape_and_prunable_parameters(name, channels, size):
     params = dict(model.named_parameters())
     assert all(prunable[k] is params[k] for k in prunable)
     layers = {n: m for n, m in model.named_modules()}
-    assert all(isinstance(layers[k.rsplit(".", 1)[0]], nn.Conv2d | nn.Linear) for k in prunable)
+    assert all(
+        isinstance(layers[k.rsplit(".", 1)[0]], nn.Conv1d | nn.Conv2d | nn.Linear) for k in prunable
+    )
 
 
 def test_state_dict_names_match_torchvision():
@@ -56,12 +60,12 @@ def test_state_dict_names_match_torchvision():
             return factory(num_classes=10).state_dict()
 
     for ours, theirs in [("resnet18", tv.resnet18), ("resnet50", tv.resnet50)]:
-        a = build_model(ours, 10, 3, 32).state_dict()
+        a = build_model(ours, 10, (3, 32, 32)).state_dict()
         b = reference(theirs)
         assert list(a) == list(b)
         # Same shapes except the CIFAR stem (3x3 instead of 7x7).
         assert [k for k in a if a[k].shape != b[k].shape] == ["conv1.weight"]
-    a = build_model("vgg16_bn", 10, 3, 32).state_dict()
+    a = build_model("vgg16_bn", 10, (3, 32, 32)).state_dict()
     b = reference(tv.vgg16_bn)
     features = [k for k in b if k.startswith("features.")]
     assert [k for k in a if k.startswith("features.")] == features
@@ -69,7 +73,7 @@ def test_state_dict_names_match_torchvision():
 
 
 def test_resnet_cifar_stem_keeps_resolution():
-    model = build_model("resnet18", 10, 3, 32)
+    model = build_model("resnet18", 10, (3, 32, 32))
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     x = torch.randn(1, 3, 32, 32)
@@ -77,7 +81,7 @@ def test_resnet_cifar_stem_keeps_resolution():
 
 
 def test_init_is_kaiming_normal_and_seeded():
-    model = build_model("resnet18", 10, 3, 32, generator=torch.Generator().manual_seed(0))
+    model = build_model("resnet18", 10, (3, 32, 32), generator=torch.Generator().manual_seed(0))
     w = model.layer4[0].conv2.weight.detach()  # 512x512x3x3: plenty of samples for the std
     fan_out = w.shape[0] * w.shape[2] * w.shape[3]
     assert abs(float(w.std()) / math.sqrt(2 / fan_out) - 1) < 0.01
@@ -91,7 +95,7 @@ def test_init_is_kaiming_normal_and_seeded():
 
     def state(seed):
         return build_model(
-            "convnet", 10, 1, 8, generator=torch.Generator().manual_seed(seed)
+            "convnet", 10, (1, 8, 8), generator=torch.Generator().manual_seed(seed)
         ).state_dict()
 
     a, b, c = state(3), state(3), state(4)
@@ -101,10 +105,10 @@ def test_init_is_kaiming_normal_and_seeded():
 
 def test_unknown_model_and_too_small_images_are_clean_errors():
     with pytest.raises(SignscopeError) as err:
-        build_model("resnet34", 10, 3, 32)
+        build_model("resnet34", 10, (3, 32, 32))
     assert "'resnet34'" in str(err.value) and all(name in str(err.value) for name in MODELS)
     with pytest.raises(SignscopeError, match="vgg16_bn needs images of at least 32x32"):
-        build_model("vgg16_bn", 10, 1, 8)
+        build_model("vgg16_bn", 10, (1, 8, 8))
 
 
 def test_convnet_reaches_95_percent_on_digits():
@@ -115,8 +119,7 @@ def test_convnet_reaches_95_percent_on_digits():
     model = build_model(
         "convnet",
         ds.num_classes,
-        ds.in_channels,
-        ds.image_size,
+        ds.input_shape,
         generator=torch.Generator().manual_seed(0),
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)

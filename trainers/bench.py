@@ -181,8 +181,7 @@ def _masked_model(cfg: BenchConfig, data: Dataset) -> tuple[nn.Module, Masks]:
     model = build_model(
         cfg.model,
         data.num_classes,
-        data.in_channels,
-        data.image_size,
+        data.input_shape,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     prunable = prunable_parameters(model)

@@ -8,6 +8,8 @@ Readers, all without torchvision's dataset classes:
 
 - ``digits``: scikit-learn's bundled 8x8 digits, with a fixed stratified 80/20 split that does
   not depend on the run seed, so every run sees the same train and test set.
+- ``mnist1d``: MNIST-1D's 1-D signals (N, 1, 40), made offline by the ``mnist1d`` package's
+  generator and cached under the data root (:mod:`trainers.mnist1d`).
 - ``cifar10`` / ``cifar100``: torchvision's on-disk python format, read with a restricted
   unpickler that builds only dicts, lists, strings, bytes and numpy arrays.
 - ``tiny-imagenet``: the ``tiny-imagenet-200`` folder layout, JPEGs decoded with PIL.
@@ -43,7 +45,9 @@ from trainers.augment import crop_flip, draw_crop_flip
 if TYPE_CHECKING:
     from trainers.imagenet import StreamedDataset
 
-DATASETS = ("digits", "cifar10", "cifar100", "tiny-imagenet", "imagenet", "synthetic")
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "tiny-imagenet", "imagenet", "synthetic")
+# Data sets whose examples are 1-D signals (C, L) rather than images (C, H, W).
+SIGNAL_DATASETS = frozenset({"mnist1d"})
 DEFAULT_ROOT = Path("data")
 DIGITS_SPLIT_SEED = 0  # fixed on purpose: the split must not move with the run seed
 DIGITS_TEST_FRACTION = 0.2
@@ -75,7 +79,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One image's (C, H, W)."""
+        """One example's shape: (C, H, W) for images, (C, L) for 1-D signals."""
         return tuple(int(d) for d in self.train_x.shape[1:])
 
     @property
@@ -95,8 +99,10 @@ class Dataset:
         return (-mean / std).to(self.train_x.dtype).to(self.device)
 
     def to(self, device: torch.device | str, channels_last: bool = False) -> Dataset:
-        """A copy with all four tensors on ``device``; images in channels_last when asked."""
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        """A copy with all four tensors on ``device``; images in channels_last when asked
+        (1-D signals have no such layout and stay as they are)."""
+        images = self.train_x.dim() == 4
+        fmt = torch.channels_last if channels_last and images else torch.contiguous_format
 
         def move(x: Tensor) -> Tensor:
             return x.to(device).contiguous(memory_format=fmt)
@@ -228,6 +234,8 @@ def load_dataset(
         from trainers.imagenet import load_imagenet
 
         return load_imagenet(root, workers)
+    if name == "mnist1d":
+        return _load_mnist1d(root)
     if name == "synthetic":
         return _load_synthetic(synthetic_shape, synthetic_classes, synthetic_size, seed)
     raise SignscopeError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -252,7 +260,8 @@ def _build(
         test_x=_normalise(test_x, mean, std, scale),
         test_y=torch.as_tensor(np.asarray(test_y, dtype=np.int64)),
         num_classes=num_classes,
-        augment=height == width and width in AUGMENTED_SIZES,
+        # Crop and flip are for square images; signals (N, C, L) are not augmented.
+        augment=train_x.ndim == 4 and height == width and width in AUGMENTED_SIZES,
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
     )
@@ -281,7 +290,7 @@ def _channel_stats(x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]
 
 def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: float) -> Tensor:
     out = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
-    shape = (1, -1, 1, 1)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
     out.sub_(torch.tensor(mean * scale, dtype=torch.float32).view(shape))
     out.div_(torch.tensor(std * scale, dtype=torch.float32).view(shape))
     return out
@@ -333,6 +342,21 @@ def _load_digits() -> Dataset:
     y = target.astype(np.int64)
     train, test = _stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
     return _build("digits", x[train], y[train], x[test], y[test], 10, scale=16.0)
+
+
+# MNIST-1D -------------------------------------------------------------------
+
+
+def _load_mnist1d(root: Path) -> Dataset:
+    """MNIST-1D's default 4,000/1,000 split as (N, 1, 40) signals (trainers.mnist1d). The
+    generator already standardises the signals; the train-set normalisation of :func:`_build`
+    is then nearly the identity and kept only so every data set goes the same way."""
+    from trainers.mnist1d import CLASSES, load_arrays
+
+    a = load_arrays(root)
+    return _build(
+        "mnist1d", a["x"][:, None, :], a["y"], a["x_test"][:, None, :], a["y_test"], CLASSES, 1.0
+    )
 
 
 # synthetic ------------------------------------------------------------------

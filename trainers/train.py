@@ -334,8 +334,7 @@ def _train(
         model = build_model(
             cfg.model,
             data.num_classes,
-            data.in_channels,
-            data.image_size,
+            data.input_shape,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
         model = model.to(

@@ -18,11 +18,11 @@ class ConvNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int,
-        image_size: int,
+        input_shape: tuple[int, int, int],
         widths: tuple[int, int, int] = (32, 64, 128),
     ) -> None:
         super().__init__()
+        in_channels, _, image_size = input_shape
         if image_size < MIN_IMAGE_SIZE:
             raise SignscopeError(
                 f"convnet needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "

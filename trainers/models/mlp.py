@@ -1,6 +1,10 @@
-"""A fully connected net (LeNet-300-100 shape, with BatchNorm1d): flatten, 300, 100, classes."""
+"""A fully connected net (LeNet-300-100 shape, with BatchNorm1d): flatten, 300, 100, classes.
+
+It flattens whatever one example is, so it serves images (C, H, W) and signals (C, L) alike."""
 
 from __future__ import annotations
+
+import math
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,13 +14,12 @@ class MLP(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int,
-        image_size: int,
+        input_shape: tuple[int, ...],
         hidden: tuple[int, int] = (300, 100),
     ) -> None:
         super().__init__()
         h1, h2 = hidden
-        self.fc1 = nn.Linear(in_channels * image_size * image_size, h1)
+        self.fc1 = nn.Linear(math.prod(input_shape), h1)
         self.bn1 = nn.BatchNorm1d(h1)
         self.fc2 = nn.Linear(h1, h2)
         self.bn2 = nn.BatchNorm1d(h2)

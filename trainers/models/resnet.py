@@ -104,21 +104,23 @@ class ResNet(nn.Module):
 IMAGENET_STEM_ABOVE = 64
 
 
-def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:
+def resnet18(num_classes: int, input_shape: tuple[int, int, int]) -> ResNet:
+    channels, _, width = input_shape
     return ResNet(
         BasicBlock,
         (2, 2, 2, 2),
         num_classes,
-        in_channels,
-        imagenet_stem=image_size > IMAGENET_STEM_ABOVE,
+        channels,
+        imagenet_stem=width > IMAGENET_STEM_ABOVE,
     )
 
 
-def resnet50(num_classes: int, in_channels: int, image_size: int) -> ResNet:
+def resnet50(num_classes: int, input_shape: tuple[int, int, int]) -> ResNet:
+    channels, _, width = input_shape
     return ResNet(
         Bottleneck,
         (3, 4, 6, 3),
         num_classes,
-        in_channels,
-        imagenet_stem=image_size > IMAGENET_STEM_ABOVE,
+        channels,
+        imagenet_stem=width > IMAGENET_STEM_ABOVE,
     )

@@ -36,7 +36,8 @@ class VGG(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
-def vgg16_bn(num_classes: int, in_channels: int, image_size: int) -> VGG:
+def vgg16_bn(num_classes: int, input_shape: tuple[int, int, int]) -> VGG:
+    in_channels, _, image_size = input_shape
     if image_size < MIN_IMAGE_SIZE:
         raise SignscopeError(
             f"vgg16_bn needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
