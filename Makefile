@@ -1,5 +1,5 @@
 # Two entry points, each creating the virtual environment when it is missing:
-#   make demo   train IMP and LRR on the bundled digits data, then compare their sign flips
+#   make demo   train IMP and LRR on MNIST-1D (generated offline), then compare accuracy and sign flips
 #   make test   the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/signscope train --preset demo --method imp --seed 0 --out $(RUNS)/imp --force
-	$(BIN)/signscope train --preset demo --method lrr --seed 0 --out $(RUNS)/lrr --force
+	$(BIN)/signscope train --preset mnist1d --method imp --seed 0 --out $(RUNS)/imp --force
+	$(BIN)/signscope train --preset mnist1d --method lrr --seed 0 --out $(RUNS)/lrr --force
+	$(BIN)/signscope acc $(RUNS)/imp $(RUNS)/lrr
 	$(BIN)/signscope flips $(RUNS)/lrr $(RUNS)/imp
 
 # Debian packages the tests drive: headless Chromium renders report.html, tmux runs the TUI
