@@ -113,12 +113,10 @@ def write_manifest(
     run_dir: str | os.PathLike, config: dict, levels: list[dict], complete: bool, **extra: Any
 ) -> None:
     """Rewrite ``run.json`` atomically: format version, full config, per-level summary."""
-    from signscope import __version__
-
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "signscope_version": __version__,
+        "signscope_version": _version(),
         "config": config,
         "levels": levels,
         "complete": complete,
@@ -130,12 +128,14 @@ def write_manifest(
 def read_manifest(run_dir: str | os.PathLike) -> dict | None:
     """The parsed ``run.json``, or None when the folder has none (a plain run)."""
     from signscope.errors import RunFormatError
+    from signscope.files import open_regular
 
     path = Path(run_dir) / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as fh:
+            manifest = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFormatError(f"{path}: not a readable run manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -144,7 +144,22 @@ def read_manifest(run_dir: str | os.PathLike) -> dict | None:
             if isinstance(manifest, dict)
             else f"{path}: not a JSON object"
         )
+    version = manifest.get("format_version", FORMAT_VERSION)
+    if type(version) is not int or version < 1:
+        raise RunFormatError(f"{path}: format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        # A later format may change what the files mean; guessing would give wrong numbers.
+        raise RunFormatError(
+            f"{path}: written in run format version {version}, but this signscope "
+            f"({_version()}) reads version {FORMAT_VERSION}; upgrade signscope to read it"
+        )
     return manifest
+
+
+def _version() -> str:
+    from signscope import __version__
+
+    return __version__
 
 
 _RUN_FILES = re.compile(r"^(run\.json|metrics\.jsonl|.*\.safetensors|\..*\.tmp)$")

@@ -56,8 +56,11 @@ def load_commands(args: Sequence[str] = ()) -> None:
 
 
 def _error(message: str) -> None:
-    # One line, always: collapse whatever newlines the message carries.
-    text = " ".join(str(message).split())
+    from signscope.display import printable
+
+    # One line, always: collapse whatever newlines the message carries. Paths in it may hold
+    # bytes that are not UTF-8 (printable shows them as U+FFFD instead of failing).
+    text = " ".join(printable(str(message)).split())
     print(f"error: {text}", file=sys.stderr)
 
 
