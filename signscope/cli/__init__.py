@@ -91,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # the environment (disk full, permissions), not a bug: name the file
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return 1
     except Exception as exc:  # a bug: still one line unless --debug, but say what it was
         if debug:
             raise

@@ -18,14 +18,9 @@ from typing import Any
 import torch
 
 from signscope.errors import RunFormatError, UsageError
-from signscope.runformat import (
-    INIT_FILE,
-    REWIND_FILE,
-    level_filename,
-    prepare_output_dir,
-    write_manifest,
-)
+from signscope.runformat import INIT_FILE, REWIND_FILE, level_filename, write_manifest
 from trainers.checkpoint import load_file, split_masks, write_level, write_reference
+from trainers.rundir import RunFolder
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -215,23 +210,21 @@ def write_run(
         raise RunFormatError(f"{plan.src}: no checkpoints found")
     if out.resolve() == plan.src.resolve():
         raise UsageError(f"--out {out}: must not be the source folder")
-    created_dir = not out.exists()
-    out = prepare_output_dir(out, force=force)
-    written: list[Path] = []
-    try:
-        return _write_all(
-            plan,
-            out,
-            written,
-            method or plan.method or "unknown",
-            plan.seed if seed is None else seed,
-        )
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        if created_dir and out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    with RunFolder(out, force=force, offers_resume=False) as folder:
+        folder.prepare([])
+        written: list[Path] = []
+        try:
+            return _write_all(
+                plan,
+                out,
+                written,
+                method or plan.method or "unknown",
+                plan.seed if seed is None else seed,
+            )
+        except BaseException:
+            for p in written:
+                p.unlink(missing_ok=True)
+            raise
 
 
 def _write_all(
