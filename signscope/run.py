@@ -124,9 +124,12 @@ class Run:
                 if which == "init"
                 else "rewind.safetensors"
             )
+            hint = ""
+            if which == "init" and "rewind" in self._refs:
+                hint = "; --reference rewind counts the flips from the rewind point instead"
             raise RunFormatError(
                 f"{self.path}: no {which} reference ({wanted}); "
-                "flips need the signs of the reference"
+                f"flips need the signs of the reference{hint}"
             )
         return ref
 
