@@ -50,12 +50,12 @@ WEIGHT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 
 # safetensors itself refuses headers above 100 MB; a larger length means a damaged file.
 _MAX_HEADER = 100 * 1024 * 1024
-# Tensors one header may declare. Parsing and checking cost memory and time per entry (a 100 MB
-# header can list 1.5 million empty tensors: 2.9 GB and two minutes for `show`), while real
-# files stay far below: a 70B checkpoint shard holds about a thousand tensors, a whole
-# 235B-parameter mixture of experts under 40,000, and signscope's level files twice their
-# model's count (one mask per weight). See docs/decisions.md.
-MAX_TENSORS = 250_000
+# Tensors one header may declare. Memory and time grow with every entry (a 100 MB header can
+# list 1.5 million empty tensors: 2.9 GB and two minutes for `show`). Real files stay far
+# below the cap: checkpoints are sharded into files of about a thousand tensors (a 70B shard),
+# and signscope's level files hold twice their model's count (one mask per weight), a few
+# hundred for ResNet50. See docs/decisions.md.
+MAX_TENSORS = 100_000
 
 
 class TensorInfo(NamedTuple):
