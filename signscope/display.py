@@ -1,11 +1,31 @@
-"""How values look in tables, the same in the CLI's and the TUI's: cells, and a run's config
-as key/value rows. No polars here, so the TUI can show a run's config before importing it."""
+"""How values look in tables, the same in the CLI's and the TUI's: cells, a run's config as
+key/value rows, and file names made printable. No polars here, so the TUI can show a run's
+config before importing it."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+# Python keeps each byte of a file name that is not valid UTF-8 as a lone surrogate
+# (PEP 383), which no UTF-8 stream, JSON encoder or Arrow string can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each undecodable byte of a file name shown as U+FFFD, so it can be
+    printed and stored; open files by the original string, which keeps the bytes."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def literal(text: str) -> str:
+    """``text`` for a place that reads console markup, shown as it is: printable, and with
+    anything that looks like a markup tag ("imp[seed1]", "[/x]") escaped."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 def format_cell(value: Any) -> str:

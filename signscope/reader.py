@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from signscope.errors import RunFormatError
+from signscope.files import open_regular
 
 # Bytes per element of every safetensors dtype code that signscope can size.
 ITEMSIZE = {
@@ -49,6 +50,12 @@ WEIGHT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 
 # safetensors itself refuses headers above 100 MB; a larger length means a damaged file.
 _MAX_HEADER = 100 * 1024 * 1024
+# Tensors one header may declare. Memory and time grow with every entry (a 100 MB header can
+# list 1.5 million empty tensors: 2.9 GB and two minutes for `show`). Real files stay far
+# below the cap: checkpoints are sharded into files of about a thousand tensors (a 70B shard),
+# and signscope's level files hold twice their model's count (one mask per weight), a few
+# hundred for ResNet50. See docs/decisions.md.
+MAX_TENSORS = 100_000
 
 
 class TensorInfo(NamedTuple):
@@ -105,7 +112,7 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
     """Parse and check the header of ``path``: every tensor must fit inside the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(8)
             if len(head) < 8:
@@ -122,12 +129,14 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
             raw = fh.read(n)
     except FileNotFoundError:
         raise RunFormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RunFormatError(f"{path}: is a folder, not a safetensors file") from None
     except PermissionError:
         raise RunFormatError(f"{path}: permission denied") from None
     except OSError as exc:
         raise RunFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    # Every entry is a JSON object, so counting braces bounds the entries before the parser
+    # builds them (braces inside names or metadata only make the bound looser).
+    if raw.count(b"{") > MAX_TENSORS + 2:
+        raise _too_many(path, f"more than {MAX_TENSORS:,}")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -137,16 +146,41 @@ def read_header(path: str | os.PathLike) -> Checkpoint:
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise corrupt(path, "corrupt safetensors header (__metadata__ is not an object)")
+    if len(header) > MAX_TENSORS:
+        raise _too_many(path, f"{len(header):,}")
     data_start = 8 + n
     tensors = {}
     for name, entry in header.items():
         tensors[name] = _tensor_info(path, name, entry, data_start, size)
+    _check_no_overlap(path, tensors.values())
     return Checkpoint(
         path=path,
         size=size,
         tensors=tensors,
         metadata={str(k): str(v) for k, v in metadata.items()},
     )
+
+
+def _too_many(path: Path, count: str) -> RunFormatError:
+    return corrupt(
+        path,
+        f"the header declares {count} tensors; signscope reads at most {MAX_TENSORS:,} "
+        "per file (far more than any real model has)",
+    )
+
+
+def _check_no_overlap(path: Path, infos) -> None:
+    """Two tensors must not share bytes: a writer never does it, and a header that does makes
+    one tensor's data count as another's. Empty tensors occupy nothing, wherever they point."""
+    previous = None
+    for info in sorted((i for i in infos if i.end > i.begin), key=lambda i: i.begin):
+        if previous is not None and info.begin < previous.end:
+            raise corrupt(
+                path,
+                f"corrupt header: tensors {previous.name!r} and {info.name!r} overlap "
+                f"(bytes {previous.begin}-{previous.end} and {info.begin}-{info.end})",
+            )
+        previous = info
 
 
 def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> TensorInfo:

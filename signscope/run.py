@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from signscope.display import printable
 from signscope.errors import RunFormatError, UsageError
 from signscope.reader import (
     Checkpoint,
@@ -46,7 +47,10 @@ class Run:
     """
 
     def __init__(self, path: str | os.PathLike, label: str | None = None) -> None:
-        self.label = str(path) if label is None else label
+        if not os.fspath(path):  # Path("") would silently mean the current folder
+            raise RunFormatError("empty path: give the run folder to read")
+        # The label is printed and stored in tables; the path keeps a name's undecodable bytes.
+        self.label = printable(str(path) if label is None else label)
         self.path = Path(path)
         layout: RunLayout = locate_run(self.path)
         self.kind = layout.kind
@@ -120,9 +124,12 @@ class Run:
                 if which == "init"
                 else "rewind.safetensors"
             )
+            hint = ""
+            if which == "init" and "rewind" in self._refs:
+                hint = "; --reference rewind counts the flips from the rewind point instead"
             raise RunFormatError(
                 f"{self.path}: no {which} reference ({wanted}); "
-                "flips need the signs of the reference"
+                f"flips need the signs of the reference{hint}"
             )
         return ref
 

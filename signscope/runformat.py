@@ -21,6 +21,26 @@ INIT_FILE = "init.safetensors"
 REWIND_FILE = "rewind.safetensors"
 MASK_PREFIX = "mask/"
 LEVEL_RE = re.compile(r"^level_(\d+)\.safetensors$")
+# Held (flock) by the process training into the folder; hidden like the temporaries.
+LOCK_FILE = ".signscope.lock"
+
+# Every file signscope writes into a run folder, and the temporaries of atomic_write_bytes
+# (".NAME.XXXXXXXX.tmp"). --force replaces exactly these and nothing else.
+_OWN_NAMES = (
+    r"run\.json|metrics\.jsonl|init\.safetensors|rewind\.safetensors|level_\d+\.safetensors"
+)
+_OWN_FILE = re.compile(rf"^(?:{_OWN_NAMES})$")
+_TEMPORARY = re.compile(rf"^\.(?:{_OWN_NAMES})\.[^.]+\.tmp$")
+
+
+def is_run_file(name: str) -> bool:
+    """Whether a file named ``name`` in a run folder is one that signscope writes."""
+    return bool(_OWN_FILE.match(name)) or is_temporary(name) or name == LOCK_FILE
+
+
+def is_temporary(name: str) -> bool:
+    """A temporary of an atomic write into a run folder; stale once no writer holds the run."""
+    return bool(_TEMPORARY.match(name))
 
 
 def level_filename(level: int) -> str:
@@ -54,11 +74,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     A crash leaves either the old file or the new one under the final name, never a
-    truncated one (SPEC section 2). The data is fsynced before the rename.
+    truncated one (SPEC section 2). The data is fsynced before the rename. A failure (full
+    disk, read-only folder, name too long) is a SignscopeError naming ``path``, not the
+    temporary.
     """
+    from signscope.errors import SignscopeError
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         # mkstemp creates the file 0600; give it the mode a plain open() would have.
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
@@ -66,11 +91,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(exc, OSError):
+            raise SignscopeError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
@@ -113,12 +141,10 @@ def write_manifest(
     run_dir: str | os.PathLike, config: dict, levels: list[dict], complete: bool, **extra: Any
 ) -> None:
     """Rewrite ``run.json`` atomically: format version, full config, per-level summary."""
-    from signscope import __version__
-
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "signscope_version": __version__,
+        "signscope_version": _version(),
         "config": config,
         "levels": levels,
         "complete": complete,
@@ -130,12 +156,14 @@ def write_manifest(
 def read_manifest(run_dir: str | os.PathLike) -> dict | None:
     """The parsed ``run.json``, or None when the folder has none (a plain run)."""
     from signscope.errors import RunFormatError
+    from signscope.files import open_regular
 
     path = Path(run_dir) / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as fh:
+            manifest = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFormatError(f"{path}: not a readable run manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -144,34 +172,19 @@ def read_manifest(run_dir: str | os.PathLike) -> dict | None:
             if isinstance(manifest, dict)
             else f"{path}: not a JSON object"
         )
+    version = manifest.get("format_version", FORMAT_VERSION)
+    if type(version) is not int or version < 1:
+        raise RunFormatError(f"{path}: format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        # A later format may change what the files mean; guessing would give wrong numbers.
+        raise RunFormatError(
+            f"{path}: written in run format version {version}, but this signscope "
+            f"({_version()}) reads version {FORMAT_VERSION}; upgrade signscope to read it"
+        )
     return manifest
 
 
-_RUN_FILES = re.compile(r"^(run\.json|metrics\.jsonl|.*\.safetensors|\..*\.tmp)$")
+def _version() -> str:
+    from signscope import __version__
 
-
-def prepare_output_dir(
-    out: str | os.PathLike, *, resume: bool = False, force: bool = False
-) -> Path:
-    """Create ``out`` for a new run, refusing to overwrite an existing one silently.
-
-    A non-empty folder is refused unless ``resume`` (continue it) or ``force`` (delete the
-    run's own files first: checkpoints, run.json, metrics.jsonl; nothing else is touched).
-    """
-    from signscope.errors import UsageError
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    existing = [p for p in out.iterdir()] if out.exists() else []
-    if existing and not (resume or force):
-        raise UsageError(
-            f"--out {out}: folder is not empty; pass --resume to continue that run "
-            "or --force to replace it"
-        )
-    if force and not resume:
-        for p in existing:
-            if p.is_file() and _RUN_FILES.match(p.name):
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return __version__

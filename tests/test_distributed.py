@@ -119,6 +119,22 @@ def test_torchrun_resume_continues_bit_identically(runs, tmp_path):
     assert json.loads((killed / "run.json").read_text())["complete"] is True
 
 
+@pytest.mark.slow
+def test_under_torchrun_rank_0_takes_the_folders_lock(tmp_path):
+    # The fixture's run shows that the other ranks do not take it (they would be refused).
+    from trainers.runlock import run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with run_lock(out):
+        proc = torchrun("train", "--preset", "demo", *_flags(OPTIONS), "--out", str(out))
+    assert proc.returncode != 0
+    refusal = f"error: --out {out}: another process is writing a run into this folder"
+    refusal += f" (pid {os.getpid()}"
+    assert proc.stderr.count(refusal) == 1, proc.stderr[-3000:]
+    assert not list(out.iterdir())
+
+
 def test_launch_env_reads_torchrun_variables():
     assert launch_env({}) == LaunchEnv(0, 1, 0)
     env = launch_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})

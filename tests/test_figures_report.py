@@ -9,6 +9,7 @@ proves the console is really being captured).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -38,7 +39,8 @@ NO_NETWORK = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("report")
-    lrr = random_run(root / "lrr", seed=0, method="lrr", n_levels=5)
+    # A name that opens an HTML comment inside the figures' JSON scripts (issue 12, item 17).
+    lrr = random_run(root / "lrr<!--<script>", seed=0, method="lrr", n_levels=5)
     imp = random_run(root / "imp", seed=0, method="imp", n_levels=5)
     out = root / "out" / "report.html"
     proc = subprocess.run(
@@ -69,6 +71,18 @@ def test_report_cli_writes_one_self_contained_file(report):
         "BatchNorm γ at level 4",
     ):
         assert heading in text
+
+
+def test_figure_json_leaves_no_markup_for_the_html_parser():
+    from signscope.figures.page import figure_block
+
+    name = "lrr<!--<script></script>"
+    block = figure_block("last-flip", {"data": {"values": [{"run": name}]}})
+    opening = '<script type="application/json" id="spec-last-flip">'
+    spec = block[block.index(opening) + len(opening) : block.rindex("</script>")]
+    # Inside a script element "<!--" and "<script" change where the element ends: no "<" at all.
+    assert "<" not in spec
+    assert json.loads(spec)["data"]["values"][0]["run"] == name
 
 
 def test_report_lists_figures_that_cannot_be_drawn(tmp_path):

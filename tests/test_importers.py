@@ -144,7 +144,14 @@ def test_refuses_nonempty_out_unless_forced(torch_prune_folder, tmp_path, capsys
     (out / "level_000.safetensors").write_bytes(b"old")
     code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", out)
     assert code == 2 and err.startswith("error: --out") and "--force" in err
+    assert "--resume" not in err  # import has none (issue 12, item 18)
     assert (out / "level_000.safetensors").read_bytes() == b"old"
+    # --force replaces only what signscope wrote: another model beside it stops the import.
+    (out / "my_finetuned_model.safetensors").write_bytes(b"precious")
+    code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", out, "--force")
+    assert code == 2 and "my_finetuned_model.safetensors" in err and len(err.splitlines()) == 1
+    assert (out / "level_000.safetensors").read_bytes() == b"old"
+    (out / "my_finetuned_model.safetensors").unlink()
     code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", out, "--force")
     assert code == 0, err
     assert len(load_file(str(out / "level_000.safetensors"))) > 0
@@ -412,7 +419,7 @@ def test_openlth_replicates_pretrain_and_unfinished_level(tmp_path, capsys):
         src, replicate=2, levels=2, pretrain=True, unfinished=True, seed=1
     )
     code, _, err = run_inproc(capsys, "import", "openlth", src, "--out", tmp_path / "r")
-    assert code == 2 and "replicates 1, 2" in err and "--replicate" in err
+    assert code == 1 and "replicates 1, 2" in err and "--replicate" in err
 
     out = tmp_path / "r2"
     code, _, err = run_inproc(
@@ -485,13 +492,32 @@ def build_paper_runs(
     warmup=2,
     final_epochs=4,
     settings=True,
+    warm_up=False,
+    threshold_list=None,
 ):
-    """Mimic main.py: warm up, save init; per level train, prune, save mask list and model;
-    then the final training. Returns the trained states and the masks each level trained with."""
+    """Mimic main.py: save checkpoints/initial.state (with ``warm_up``), warm up, save init;
+    per level train, prune, save mask list and model; then the final training. Returns the
+    trained states, the masks each level trained with, the init file's state and val_acc."""
     torch.manual_seed(0)
     net = nn.DataParallel(PaperNet())
     layers = [net.module.conv1, net.module.linear]
     runs.mkdir(parents=True, exist_ok=True)
+    folder = runs / "resnet18-cifar" / name / "prune_rate=0.0"  # get_directories' run_base_dir
+    if warm_up:
+        (folder / "checkpoints").mkdir(parents=True)
+        # save_checkpoint's dict; the optimizer's is what torch.optim.SGD.state_dict() gives
+        # (built by hand: constructing an optimizer costs seconds of torch._dynamo import).
+        sgd = {"lr": 0.1, "momentum": 0.9, "dampening": 0, "weight_decay": 1e-4}
+        sgd |= {"nesterov": False, "maximize": False, "foreach": None, "differentiable": False}
+        sgd |= {"fused": None, "params": list(range(len(list(net.parameters()))))}
+        checkpoint = {"epoch": 0, "arch": "ResNet18", "state_dict": net.state_dict()}
+        checkpoint |= {"best_acc1": 0.0, "best_acc5": 0.0, "best_train_acc1": 0.0}
+        checkpoint |= {"best_train_acc5": 0.0, "curr_acc1": "Not evaluated"}
+        checkpoint["optimizer"] = {"state": {}, "param_groups": [sgd]}
+        torch.save(checkpoint, folder / "checkpoints" / "initial.state")
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
     val_acc = [10.0 + e for e in range(warmup)]
     torch.save(net.state_dict(), runs / f"model_{name}_init.pt")
     init = {k: v for k, v in np_state(net.state_dict()).items() if not k.endswith(".mask")}
@@ -537,7 +563,7 @@ def build_paper_runs(
             warmup=True,
             warmup_epochs=warmup,
             final_prune_epoch=per_level,
-            threshold_list=list(densities),
+            threshold_list=list(threshold_list or densities),
             epochs=final_epochs,
             start_epoch=0,
             pruner="mag",
@@ -548,8 +574,7 @@ def build_paper_runs(
             name=name,
             lr=0.1,
         )
-        folder = runs / "resnet18-cifar" / name / "prune_rate=0.0"
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "settings.txt").write_text(str(args))
     return trained, masks_used, init, val_acc
 
@@ -617,7 +642,7 @@ def test_paper_code_choose_name_and_init(tmp_path, capsys):
     build_paper_runs(runs, "lrr-a", settings=False)
     build_paper_runs(runs, "lrr-b", densities=(0.8,), settings=False)
     code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", tmp_path / "r")
-    assert code == 2 and "lrr-a, lrr-b" in err and "--name" in err
+    assert code == 1 and "lrr-a, lrr-b" in err and "--name" in err
 
     out = tmp_path / "r"
     code, _, err = run_inproc(
@@ -656,3 +681,251 @@ def test_paper_code_choose_name_and_init(tmp_path, capsys):
         capsys, "import", "paper-code", runs, "--out", tmp_path / "r4", "--name", "lrr-a"
     )
     assert code == 1 and "holds 1 masks" in err and not (tmp_path / "r4").exists()
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+class RunsACommand:
+    """A pickle payload: unpickling it would run ``touch MARKER``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_an_unusable_source_is_exit_1_and_a_bad_option_exit_2(tmp_path, capsys):
+    src = tmp_path / "lottery_z"
+    build_openlth(src, replicate=1, levels=1)
+    build_openlth(src, replicate=2, levels=1)
+    (tmp_path / "file").write_text("x")
+    for args in (
+        ["openlth", tmp_path / "missing"],
+        ["openlth", tmp_path / "file"],
+        ["openlth", tmp_path],  # holds an experiment, is not one
+        ["openlth", src],  # several replicates
+        ["openlth", src, "--replicate", "3"],
+        ["openlth", src / "replicate_1", "--replicate", "2"],
+        ["paper-code", src],
+        ["torch-prune", src],
+    ):
+        code, _, err = run_inproc(capsys, "import", *args, "--out", tmp_path / "r")
+        assert code == 1 and len(err.splitlines()) == 1 and err.startswith("error: "), (args, err)
+    for args in (["openlth", src, "--name", "x"], ["tensorflow", src]):
+        code, _, err = run_inproc(capsys, "import", *args, "--out", tmp_path / "r")
+        assert code == 2, (args, err)
+    assert not (tmp_path / "r").exists()
+
+
+def build_branch(src: Path, branch: str, levels, replicate: int = 1, seed: int = 5):
+    """``level_L/lottery_branch_NAME_HASH/`` as lottery/branch/base.py lays it out for the
+    levels the branch ran at: ``randomly_prune`` saves a shuffled mask (per layer, as its
+    default ``layerwise`` strategy does) and trains from the rewind point; ``retrain`` saves no
+    mask (it trains with the lottery's). Returns per level (trained state, mask)."""
+    experiment = f"lottery_branch_{branch}_{'0123456789abcdef' * 2}"
+    rep = src / f"replicate_{replicate}"
+    rewind = torch.load(rep / "level_0" / "main" / "model_ep0_it0.pth", weights_only=True)
+    gen = torch.Generator().manual_seed(seed)
+    result = {}
+    for level in levels:
+        folder = rep / f"level_{level}" / experiment
+        folder.mkdir(parents=True)
+        mask = torch.load(rep / f"level_{level}" / "main" / "mask.pth", weights_only=True)
+        if branch == "randomly_prune":
+            mask = {
+                k: v.flatten()[torch.randperm(v.numel(), generator=gen)].reshape(v.shape)
+                for k, v in mask.items()
+            }
+            torch.save({k: v.int() for k, v in mask.items()}, folder / "mask.pth")
+        start = {k: v * mask[k] if k in mask else v for k, v in rewind.items()}
+        torch.save(start, folder / "model_ep0_it0.pth")
+        trained = {
+            k: (v + 0.5 * torch.randn(v.shape, generator=gen)) * mask[k] if k in mask else v
+            for k, v in start.items()
+        }
+        torch.save(trained, folder / "model_ep10_it0.pth")
+        (folder / "logger").write_text(f"test_accuracy,500,{0.5 + 0.01 * level}\n")
+        result[level] = (np_state(trained), {k: v.numpy() for k, v in mask.items()})
+    return experiment, result
+
+
+@pytest.mark.parametrize(
+    "branch, label", [("randomly_prune", "imp-rand"), ("retrain", "imp-retrain")]
+)
+def test_openlth_branch_run_at_some_levels(tmp_path, capsys, branch, label):
+    src = tmp_path / "lottery_b"
+    _, init, _ = build_openlth(src, levels=4)
+    experiment, levels = build_branch(src, branch, levels=(1, 3))
+    out = tmp_path / "branch"
+    code, _, err = run_inproc(
+        capsys, "import", "openlth", src, "-o", out, "--experiment", experiment
+    )
+    assert code == 0, err
+    for number, (source_level, (state, mask)) in enumerate(sorted(levels.items())):
+        t = load_file(str(out / f"level_{number:03d}.safetensors"))
+        for name in ("0.weight", "3.weight"):
+            np.testing.assert_array_equal(t[f"mask/{name}"], mask[name].astype(np.uint8))
+            np.testing.assert_array_equal(t[name], state[name])
+        md = meta(out / f"level_{number:03d}.safetensors")
+        assert md["method"] == label and md["source_level"] == str(source_level)
+    m = manifest(out)
+    assert m["config"]["method"] == label and m["config"]["imported_from"]["branch"] == branch
+    assert [(r["level"], r["source_level"]) for r in m["levels"]] == [(0, 1), (1, 3)]
+    assert [r["test_acc"] for r in m["levels"]] == pytest.approx([0.51, 0.53])
+    assert any("levels 1, 3" in n for n in m["notes"])
+    assert m["config"]["model"] == "cifar_resnet_20"  # the lottery's hparams.log
+    # The references are the lottery's, not the branch's (already masked) first model.
+    np.testing.assert_array_equal(
+        load_file(str(out / "init.safetensors"))["0.weight"], init["0.weight"]
+    )
+    # `acc` keeps the branch apart from the lottery it branched from.
+    lottery = tmp_path / "lottery"
+    assert run_inproc(capsys, "import", "openlth", src, "-o", lottery)[0] == 0
+    code, stdout, err = run_inproc(capsys, "acc", lottery, out, "-f", "json")
+    assert code == 0, err
+    assert {r["method"] for r in json.loads(stdout)["accuracy"]} == {"imp", label}
+
+
+def build_rerun(runs: Path, name: str, seed: int, config: str = "resnet18-cifar", rerun=None):
+    """One more run of main.py under ``name``: get_directories puts its settings.txt (and
+    checkpoints/initial.state) in ``prune_rate=0.0/<rerun>`` when the first folder exists."""
+    folder = runs / config / name / "prune_rate=0.0"
+    if rerun is not None:
+        folder = folder / str(rerun)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (runs / "resnet18-cifar" / name / "prune_rate=0.0" / "settings.txt").read_text()
+    (folder / "settings.txt").write_text(text.replace("seed=7", f"seed={seed}"))
+
+
+def test_paper_code_initial_state_is_the_init(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    name = "cifar-imp_seed_7"
+    _, _, warmed, _ = build_paper_runs(runs, name, warm_up=True)
+    initial = runs / "resnet18-cifar" / name / "prune_rate=0.0" / "checkpoints" / "initial.state"
+    true_init = torch.load(initial, weights_only=True)["state_dict"]
+    out = tmp_path / "run"
+    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", out)
+    assert code == 0, err
+    init = load_file(str(out / "init.safetensors"))
+    np.testing.assert_array_equal(init["conv1.weight"], true_init["module.conv1.weight"].numpy())
+    assert "conv1.mask" not in init
+    rewind = load_file(str(out / "rewind.safetensors"))
+    np.testing.assert_array_equal(rewind["conv1.weight"], warmed["module.conv1.weight"])
+    assert not np.array_equal(init["conv1.weight"], rewind["conv1.weight"])
+    m = manifest(out)
+    assert m["references"]["init"]["source"].endswith("checkpoints/initial.state")
+    assert not any("--init" in n for n in m["notes"])
+    code, stdout, err = run_inproc(capsys, "flips", out, "-f", "json")
+    assert code == 0, err
+
+
+def test_paper_code_without_init_points_flips_to_the_rewind_point(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    build_paper_runs(runs, "lrr", settings=False)
+    out = tmp_path / "run"
+    assert run_inproc(capsys, "import", "paper-code", runs, "--out", out)[0] == 0
+    assert any("--reference rewind" in n for n in manifest(out)["notes"])
+    code, _, err = run_inproc(capsys, "flips", out)
+    assert code == 1 and "no init reference" in err and "--reference rewind" in err
+    assert run_inproc(capsys, "flips", out, "--reference", "rewind")[0] == 0
+
+
+def test_paper_code_rerun_under_the_same_name(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    name = "cifar-imp_seed_7"
+    build_paper_runs(runs, name)
+    build_rerun(runs, name, seed=8, rerun=0)
+    build_rerun(runs, name, seed=9, rerun=1)
+    out = tmp_path / "run"
+    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "--out", out)
+    assert code == 0, err
+    m = manifest(out)
+    # The last re-run wrote the model files; its settings say what they are.
+    assert m["config"]["seed"] == 9 and m["config"]["method"] == "imp"
+    assert m["levels"][0]["test_acc"] is not None
+    assert any("several settings.txt" in n and "--settings" in n for n in m["notes"])
+    first = runs / "resnet18-cifar" / name / "prune_rate=0.0" / "settings.txt"
+    out2 = tmp_path / "run2"
+    code, _, err = run_inproc(capsys, "import", "paper-code", runs, "-o", out2, "--settings", first)
+    assert code == 0, err
+    assert manifest(out2)["config"]["seed"] == 7
+    # Settings of unrelated configs are not a chain of re-runs: none is guessed.
+    build_rerun(runs, name, seed=10, config="resnet50-cifar100")
+    out3 = tmp_path / "run3"
+    assert run_inproc(capsys, "import", "paper-code", runs, "--out", out3)[0] == 0
+    m = manifest(out3)
+    assert m["config"]["method"] == "unknown" and m["config"]["seed"] is None
+    assert any("none was read" in n and "--settings FILE" in n for n in m["notes"])
+    code, _, err = run_inproc(
+        capsys, "import", "paper-code", runs, "-o", tmp_path / "r4", "--settings", runs / "nope"
+    )
+    assert code == 1 and "--settings" in err
+
+
+def test_paper_code_incomplete_run(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    name = "cifar-lrr"
+    build_paper_runs(runs, name, densities=(0.8, 0.64), threshold_list=(0.8, 0.64, 0.5))
+    (runs / f"model_{name}_trained.pt").unlink()
+    out = tmp_path / "run"
+    assert run_inproc(capsys, "import", "paper-code", runs, "--out", out)[0] == 0
+    m = manifest(out)
+    assert m["complete"] is False and len(m["levels"]) == 2
+    (note,) = [n for n in m["notes"] if "did not finish" in n]
+    assert "2 of the 3 levels" in note and f"model_{name}_trained.pt" in note
+
+
+def test_a_malicious_pickle_is_refused_naming_what_torch_refused(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    src = tmp_path / "evil"
+    src.mkdir()
+    torch.save({"0.weight": torch.ones(2, 2), "x": RunsACommand(marker)}, src / "level_0.pt")
+    code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", tmp_path / "r")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "refuses to load GLOBAL posix.system" in err and str(src / "level_0.pt") in err
+    assert err.rstrip().endswith("torch.save(model.state_dict(), path)")  # not cut mid-word
+    assert not marker.exists()
+
+
+def test_torch_prune_missing_mask_names_the_mask(torch_prune_folder, tmp_path, capsys):
+    src, _, _ = torch_prune_folder
+    state = torch.load(src / "level_4.pt", weights_only=True)
+    del state["3.weight_mask"]
+    torch.save(state, src / "level_4.pt")
+    code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", tmp_path / "r")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert str(src / "level_4.pt") in err and "3.weight_orig but no 3.weight_mask" in err
+
+
+def test_nan_weights_are_refused_at_import_naming_the_source(torch_prune_folder, tmp_path, capsys):
+    src, _, _ = torch_prune_folder
+    state = torch.load(src / "level_6.pt", weights_only=True)
+    mask = state["0.weight_mask"]
+    pruned = (mask == 0).nonzero()[0].tolist()
+    state["0.weight_orig"][tuple(pruned)] = float("nan")  # pruned: written as 0, no harm
+    torch.save(state, src / "level_6.pt")
+    assert run_inproc(capsys, "import", "torch-prune", src, "--out", tmp_path / "ok")[0] == 0
+    alive = (mask == 1).nonzero()[0].tolist()
+    state["0.weight_orig"][tuple(alive)] = float("inf")
+    torch.save(state, src / "level_6.pt")
+    code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", tmp_path / "r")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert f"{src / 'level_6.pt'}: tensor 0.weight holds NaN or inf" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unsafe_val_acc_file_is_noted_as_refused(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    name = "cifar-imp_seed_7"
+    build_paper_runs(runs, name)
+    marker = tmp_path / "pwned"
+    torch.save([50.0, RunsACommand(marker)], runs / f"val_acc_{name}.pt")
+    out = tmp_path / "run"
+    assert run_inproc(capsys, "import", "paper-code", runs, "--out", out)[0] == 0
+    (note,) = [n for n in manifest(out)["notes"] if n.startswith(f"val_acc_{name}.pt")]
+    assert "refused as unsafe" in note and "GLOBAL posix.system" in note
+    assert "not a list of numbers" not in note and not marker.exists()

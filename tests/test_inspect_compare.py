@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from runfactory import random_run, write_run, write_safetensors
+from runfactory import random_run, write_run
 
 import signscope
 
@@ -109,25 +109,3 @@ def test_different_architectures_are_refused(tmp_path):
         signscope.masks(a, b)
     with pytest.raises(signscope.SignscopeError, match=r"different architectures"):
         signscope.signs(a, b)
-
-
-def test_any_nonzero_mask_byte_means_alive(tmp_path):
-    """Masks from other tools may hold 255 (or bool bytes other than 1): nonzero is alive."""
-    a = _run(tmp_path / "A", [1, 1, 0, 0], [2, -1, 0, 0], [1, 0, 0, 0], [3, 0, 0, 0], "lrr")
-    folder = tmp_path / "B"
-    weights = {
-        "a.weight": np.array([[2, -1], [0, 0]], np.float32),
-        "b.weight": np.array([[3], [0], [0], [0]], np.float32),
-    }
-    write_safetensors(folder / "init.safetensors", weights)
-    write_safetensors(
-        folder / "ckpt.safetensors",
-        {
-            **weights,
-            "mask/a.weight": np.array([[255, 255], [0, 0]], np.uint8),
-            "mask/b.weight": np.array([[7], [0], [0], [0]], np.uint8),
-        },
-    )
-    assert signscope.masks(a, folder)["jaccard"].to_list() == [1.0]
-    assert signscope.signs(a, folder)["agreement"].to_list() == [1.0]
-    assert signscope.open_run(folder).summary()["alive"].to_list() == [3]

@@ -180,20 +180,33 @@ def test_cuda_request_without_cuda_is_a_clean_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, code, message",
     [
+        # Every check of the command line is a usage error (exit 2; issue 12, item 14).
         (
             ["--preset", "cifar10-resnet50"],
-            1,
+            2,
             "--preset 'cifar10-resnet50': unknown; choose one of demo",
         ),
-        (["--model", "resnet20"], 1, "--model 'resnet20': unknown"),
-        (["--dataset", "imagenet2"], 1, "--dataset 'imagenet2': unknown"),
-        (["--dataset", "imagenet", "--data-root", "{tmp}"], 1, "no ImageNet at"),
-        (["--levels", "0"], 1, "--levels 0"),
-        (["--prune-fraction", "1.5"], 1, "--prune-fraction 1.5"),
-        (["--dataset", "cifar10", "--data-root", "{tmp}/nothing"], 1, "no CIFAR-10 at"),
-        (["--dataset", "tiny-imagenet", "--data-root", "{tmp}"], 1, "no Tiny ImageNet at"),
+        (["--model", "resnet20"], 2, "--model 'resnet20': unknown"),
+        (["--dataset", "imagenet2"], 2, "--dataset 'imagenet2': unknown"),
+        (["--method", "wr"], 2, "--method 'wr': unknown"),
+        (["--levels", "0"], 2, "--levels 0"),
+        (["--levels", "-3"], 2, "--levels -3"),
+        (["--prune-fraction", "1.5"], 2, "--prune-fraction 1.5"),
+        (["--lr", "-1"], 2, "--lr -1.0: must be positive"),
+        (["--epochs", "0"], 2, "--epochs 0"),
+        (["--batch-size", "0"], 2, "--batch-size 0"),
+        (["--momentum", "2"], 2, "--momentum in [0, 1)"),
+        (["--eval-every", "0"], 2, "--eval-every 0"),
+        (["--lr-warmup-epochs", "1", "--epochs", "1"], 2, "--lr-warmup-epochs 1"),
+        (["--seed", "-1"], 2, "--seed -1: must lie in 0..18446744073709551615"),
+        (["--seed", "99999999999999999999"], 2, "--seed 99999999999999999999: must lie in"),
         (["--method", "imp", "--bn-rewind"], 2, "--bn-rewind applies to --method lrr only"),
         (["--synthetic-shape", "3x32"], 2, "--synthetic-shape"),
+        (["--resume", "--force"], 2, "--resume keeps the run in --out and --force replaces it"),
+        # Problems with the data are not usage errors.
+        (["--dataset", "imagenet", "--data-root", "{tmp}"], 1, "no ImageNet at"),
+        (["--dataset", "cifar10", "--data-root", "{tmp}/nothing"], 1, "no CIFAR-10 at"),
+        (["--dataset", "tiny-imagenet", "--data-root", "{tmp}"], 1, "no Tiny ImageNet at"),
     ],
 )
 def test_bad_options_give_one_error_line(tmp_path, capsys, args, code, message):

@@ -482,3 +482,22 @@ def test_tui_in_a_real_terminal(demo):
         assert rc_file.exists() and rc_file.read_text().strip() == "0", why()
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+@pilot_test
+async def test_run_names_are_data_not_markup(tmp_path, monkeypatch):
+    """Issue 12, items 9 and 10: a name that reads as console markup is shown as it is, and
+    one that is not UTF-8 is shown with a replacement character."""
+    random_run(tmp_path / "runs" / "[bold red]run", n_levels=2)
+    random_run(tmp_path / "runs" / os.fsdecode(b"seed\xff1"), n_levels=2)
+    monkeypatch.chdir(tmp_path)
+    app = SignscopeApp(["runs"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one("#tree", RunTree)
+        names = [str(node.label).split()[0] for node in tree.root.children]
+        assert names == ["[bold", "seed\ufffd1"]
+        assert str(tree.root.children[0].label).startswith("[bold red]run ")
+        screen = app.export_screenshot()
+        # The Overview's config table shows the run's path, brackets and all.
+        assert "runs/[bold&#160;red]run" in screen

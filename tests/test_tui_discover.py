@@ -116,7 +116,8 @@ def test_discovery_reads_headers_only(tmp_path, monkeypatch):
             read.append(len(data))
             return data
 
-    monkeypatch.setattr(reader, "open", lambda *a, **k: Counting(open(*a, **k)), raising=False)
+    opener = reader.open_regular
+    monkeypatch.setattr(reader, "open_regular", lambda path: Counting(opener(path)))
     found = discover([run])
     assert found.runs[0].ok and len(found.runs[0].levels) == 3
     total = sum(p.stat().st_size for p in run.glob("level_*.safetensors"))

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from signscope.errors import SignscopeError, UsageError
+from signscope.errors import RunFormatError, SignscopeError, UsageError
+from signscope.runformat import MANIFEST
 
 METHODS = ("imp", "lrr")
 SCHEDULES = ("cosine-warmup", "step-warmup", "constant", "imagenet-step")
@@ -190,44 +191,44 @@ class TrainConfig:
             raise UsageError(mismatch)
         self._validate_variants()
         if self.levels < 1:
-            raise SignscopeError(
+            raise UsageError(
                 f"--levels {self.levels}: need at least 1 (level 0 is the dense network)"
             )
         if not (0.0 < self.prune_fraction < 1.0) or math.isnan(self.prune_fraction):
-            raise SignscopeError(
+            raise UsageError(
                 f"--prune-fraction {self.prune_fraction}: must lie strictly between 0 and 1"
             )
         if self.epochs < 1:
-            raise SignscopeError(f"--epochs {self.epochs}: need at least 1 epoch per level")
+            raise UsageError(f"--epochs {self.epochs}: need at least 1 epoch per level")
         if not 0 <= self.lr_warmup_epochs < self.epochs:
-            raise SignscopeError(
+            raise UsageError(
                 f"--lr-warmup-epochs {self.lr_warmup_epochs}: must be 0 or smaller than "
                 f"--epochs {self.epochs}"
             )
         if not 0 <= self.rewind_epoch <= self.epochs:
-            raise SignscopeError(
+            raise UsageError(
                 f"--rewind-epoch {self.rewind_epoch}: must lie in 0..--epochs ({self.epochs})"
             )
         if self.batch_size < 1:
-            raise SignscopeError(f"--batch-size {self.batch_size}: must be positive")
+            raise UsageError(f"--batch-size {self.batch_size}: must be positive")
         if not self.lr > 0:
-            raise SignscopeError(f"--lr {self.lr}: must be positive")
+            raise UsageError(f"--lr {self.lr}: must be positive")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise SignscopeError("--weight-decay must be >= 0 and --momentum in [0, 1)")
+            raise UsageError("--weight-decay must be >= 0 and --momentum in [0, 1)")
         if self.data_workers < 0:
-            raise SignscopeError(f"--data-workers {self.data_workers}: must be 0 or positive")
+            raise UsageError(f"--data-workers {self.data_workers}: must be 0 or positive")
         if self.threads < 0:
-            raise SignscopeError(
-                f"--threads {self.threads}: must be 0 (PyTorch's default) or positive"
-            )
+            raise UsageError(f"--threads {self.threads}: must be 0 (PyTorch's default) or positive")
+        if not 0 <= self.seed < 2**64:  # what torch.Generator.manual_seed and numpy accept
+            raise UsageError(f"--seed {self.seed}: must lie in 0..{2**64 - 1}")
         if self.eval_every < 1:
-            raise SignscopeError(f"--eval-every {self.eval_every}: must be at least 1")
+            raise UsageError(f"--eval-every {self.eval_every}: must be at least 1")
         if self.bn_rewind and self.method != "lrr":
             raise UsageError(
                 "--bn-rewind applies to --method lrr only (imp rewinds BatchNorm with the weights)"
             )
         if len(self.synthetic_shape) != 3 or min(self.synthetic_shape) < 1:
-            raise SignscopeError(
+            raise UsageError(
                 f"--synthetic-shape {self.synthetic_shape}: expected C,H,W with positive sizes"
             )
         if (
@@ -235,7 +236,7 @@ class TrainConfig:
             or min(self.synthetic_size) < 1
             or self.synthetic_classes < 2
         ):
-            raise SignscopeError(
+            raise UsageError(
                 "--synthetic-size needs TRAIN,TEST > 0 and --synthetic-classes at least 2"
             )
         return self
@@ -260,7 +261,7 @@ class TrainConfig:
             )
         f = self.perturb_signs
         if math.isnan(f) or not 0.0 <= f <= 1.0:
-            raise SignscopeError(f"--perturb-signs {f}: a fraction in [0, 1]")
+            raise UsageError(f"--perturb-signs {f}: a fraction in [0, 1]")
         if f > 0 and self.perturb_at_level is None:
             raise UsageError(
                 "--perturb-signs needs --perturb-at-level L (the level whose start it perturbs)"
@@ -271,10 +272,35 @@ class TrainConfig:
                     "--perturb-at-level needs --perturb-signs FRACTION (greater than 0)"
                 )
             if not 1 <= self.perturb_at_level < self.levels:
-                raise SignscopeError(
+                raise UsageError(
                     f"--perturb-at-level {self.perturb_at_level}: must be a pruned level "
                     f"of the run, 1..{self.levels - 1} (--levels {self.levels})"
                 )
+
+
+def check_levels(cfg: TrainConfig, prunable: int) -> None:
+    """Refuse a level count whose last level would keep no weight of the ``prunable`` ones
+    (known once the model is built): those levels would train a network with nothing alive.
+    Runs that take their masks from another run prune nothing; that run bounds the levels."""
+    from trainers.pruning import target_alive
+
+    if cfg.mask_from or cfg.signs_from:
+        return
+    last = cfg.levels - 1
+    if target_alive(prunable, cfg.prune_fraction, last) >= 1:
+        return
+    keep = 1.0 - cfg.prune_fraction
+    # round(P * keep^L) >= 1 exactly when P * keep^L >= 0.5.
+    most = int(math.floor(math.log(0.5 / prunable) / math.log(keep))) + 1
+    while target_alive(prunable, cfg.prune_fraction, most) >= 1:  # float error either way
+        most += 1
+    while target_alive(prunable, cfg.prune_fraction, most - 1) < 1:
+        most -= 1
+    raise UsageError(
+        f"--levels {cfg.levels}: level {most} and later would keep none of the {prunable:,} "
+        f"prunable weights of {cfg.model} (--prune-fraction {cfg.prune_fraction}); "
+        f"use at most --levels {most}"
+    )
 
 
 def source_label(path: str) -> str:
@@ -290,7 +316,7 @@ def source_label(path: str) -> str:
 
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise SignscopeError(f"{option} {value!r}: unknown; choose one of {', '.join(valid)}")
+        raise UsageError(f"{option} {value!r}: unknown; choose one of {', '.join(valid)}")
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -414,9 +440,7 @@ def resolve_config(
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise SignscopeError(
-                f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}"
-            )
+            raise UsageError(f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
         values["preset"] = preset
     for name, value in (overrides or {}).items():
@@ -432,21 +456,27 @@ def resolve_config(
 RESUMABLE_CHANGES = frozenset({"levels", "device", "threads", "eval_every", "data_workers"})
 
 
-def config_from_json(stored: Mapping[str, Any]) -> TrainConfig:
-    """Rebuild the config recorded in a run's run.json (unknown keys are an error)."""
+def config_from_json(stored: Mapping[str, Any], where: str) -> TrainConfig:
+    """Rebuild the config recorded in the run.json of the run in ``where``. A config that
+    this version cannot read or would refuse is an error about that file, not about the
+    command line."""
+    manifest = f"{where}/{MANIFEST}"
     unknown = set(stored) - set(FIELDS)
     if unknown:
-        raise SignscopeError(
-            f"run.json config has settings this version does not know: {sorted(unknown)}"
+        raise RunFormatError(
+            f"{manifest}: config has settings this version does not know: {sorted(unknown)}"
         )
-    return TrainConfig(**{k: _coerce(k, v) for k, v in stored.items()}).validate()
+    try:
+        return TrainConfig(**{k: _coerce(k, v) for k, v in stored.items()}).validate()
+    except (UsageError, TypeError, ValueError) as exc:
+        raise RunFormatError(f"{manifest}: config is not valid ({exc})") from None
 
 
 def config_for_resume(
     stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str
 ) -> TrainConfig:
     """The stored config of the run in ``where`` with the allowed explicit ``overrides`` applied."""
-    base = config_from_json(stored)
+    base = config_from_json(stored, where)
     changed = {}
     for name, value in overrides.items():
         value = _coerce(name, value)

@@ -38,12 +38,11 @@ from torch import nn
 from signscope.errors import SignscopeError, UsageError
 from signscope.runformat import (
     INIT_FILE,
+    LEVEL_RE,
     METRICS,
     REWIND_FILE,
     atomic_append_line,
-    atomic_write_bytes,
     level_filename,
-    prepare_output_dir,
     read_manifest,
     write_manifest,
 )
@@ -55,7 +54,7 @@ from trainers.checkpoint import (
     write_level,
     write_reference,
 )
-from trainers.config import RESUMABLE_CHANGES, TrainConfig, config_from_json
+from trainers.config import RESUMABLE_CHANGES, TrainConfig, check_levels, config_from_json
 from trainers.data import batches, load_dataset
 from trainers.loop import (
     AMP_MODES,
@@ -80,6 +79,7 @@ from trainers.pruning import (
     prune,
     target_alive,
 )
+from trainers.rundir import RunFolder, check_modes
 from trainers.schedule import level_lrs
 from trainers.variants import LevelVariants
 
@@ -200,22 +200,26 @@ class _Session:
             )
 
 
-def _check_resumable(cfg: TrainConfig, out: Path) -> dict | None:
+def resume_point(cfg: TrainConfig, out: Path) -> list[int]:
+    """The completed levels of the run in ``out`` that ``--resume`` continues after; empty for
+    a run that has not completed one (or no run at all: RunFolder.prepare sorts that out)."""
+    if not out.is_dir():
+        return []
     manifest = read_manifest(out)
     if manifest is None:
-        if any(out.glob("*.safetensors")):
+        if any(LEVEL_RE.match(p.name) for p in out.iterdir()):
             raise UsageError(
                 f"--resume {out}: no run.json there, so it is not a signscope run to continue"
             )
-        return None
-    stored = config_from_json(manifest.get("config", {}))
+        return []
+    stored = config_from_json(manifest.get("config", {}), str(out))
     for f in dataclasses.fields(TrainConfig):
         if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(cfg, f.name):
             raise UsageError(
                 f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
                 f"{getattr(stored, f.name)!r} in the run"
             )
-    return manifest
+    return completed_levels(out)
 
 
 def _metrics_for(out: Path, levels: list[int]) -> list[dict]:
@@ -268,6 +272,7 @@ def train(
     this process is rank ``rank`` of a process group the caller has initialised.
     """
     cfg = cfg.validate()
+    check_modes(resume, force)
     if amp not in AMP_MODES:
         raise UsageError(f"--amp {amp!r}: unknown; choose one of {', '.join(AMP_MODES)}")
     distributed.per_rank_batch(cfg.batch_size, world_size)
@@ -289,30 +294,21 @@ def train(
         compile=compile,
         world_size=world_size,
     )
-    if resume and out.is_dir() and _check_resumable(cfg, out) is None:
-        resume = False  # nothing recorded yet: start afresh in the (empty) folder
-    done = completed_levels(out) if resume else []
-    if len(done) > cfg.levels:
-        raise UsageError(
-            f"--resume {out}: the run already has {len(done)} levels, "
-            f"more than --levels {cfg.levels}"
-        )
-    created = not out.exists()
-    distributed.barrier()  # every rank has read the run's state before rank 0 changes the folder
-    if session.is_main:
-        prepare_output_dir(out, resume=resume, force=force)
-    try:
-        return _train(session, done, on_level_start, rank, world_size)
-    except BaseException:
-        # A run that failed before writing anything (bad data root, wrong --init-from) leaves
-        # no empty folder behind to be refused as "not empty" next time.
-        if session.is_main and created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    # Rank 0 holds the folder's lock from before anything is read until training ends.
+    with RunFolder(out, owner=session.is_main, resume=resume, force=force) as folder:
+        done = resume_point(cfg, out) if resume else []
+        if len(done) > cfg.levels:
+            raise UsageError(
+                f"--resume {out}: the run already has {len(done)} levels, "
+                f"more than --levels {cfg.levels}"
+            )
+        distributed.barrier()  # every rank has read the run's state before rank 0 changes it
+        return _train(session, folder, done, on_level_start, rank, world_size)
 
 
 def _train(
     session: _Session,
+    folder: RunFolder,
     done: list[int],
     on_level_start: LevelCallback | None,
     rank: int,
@@ -340,16 +336,18 @@ def _train(
         model = model.to(
             device, memory_format=torch.channels_last if cuda else torch.preserve_format
         )
-        variants = LevelVariants(
-            cfg, prunable_parameters(model)
-        )  # checks --mask-from RUN before any write
+        prunable = prunable_parameters(model)
+        total = sum(p.numel() for p in prunable.values())
+        check_levels(cfg, total)
+        variants = LevelVariants(cfg, prunable)  # checks --mask-from RUN
+        # Nothing has been written or removed up to here: a refused setting costs nothing.
+        if session.is_main:
+            folder.prepare(done)
         session.forward = distributed.wrap(model, device)
         if session.compile:
             session.forward = compile_model(session.forward)
         init_state, rewind_state = _references(session, model, done)
 
-        prunable = prunable_parameters(model)
-        total = sum(p.numel() for p in prunable.values())
         bn_names = batchnorm_state_names(model)
         steps, drop_last = steps_per_epoch(
             data.n_train, distributed.per_rank_batch(cfg.batch_size, world_size), world_size
@@ -414,6 +412,8 @@ def _train(
         finally:
             reporter.close()
         session.manifest(complete=True)
+        if session.is_main:
+            folder.finish()
     return out
 
 
@@ -422,9 +422,7 @@ def _restore(session: _Session, model: nn.Module, done: list[int]) -> tuple[Stat
     out, last = session.out, done[-1]
     state, masks, _ = read_level(out, last)
     _check_fits(state, model.state_dict(), f"--resume {out / level_filename(last)}")
-    records = _metrics_for(out, done)  # drops the epochs of the level that was interrupted
-    if session.is_main:
-        atomic_write_bytes(out / METRICS, b"".join(json.dumps(r).encode() + b"\n" for r in records))
+    records = _metrics_for(out, done)
     for lvl in done:
         secs = sum(r.get("seconds", 0.0) for r in records if r["level"] == lvl)
         session.summaries.append(_summary(lvl, read_level(out, lvl)[2], secs))

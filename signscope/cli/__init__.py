@@ -56,8 +56,11 @@ def load_commands(args: Sequence[str] = ()) -> None:
 
 
 def _error(message: str) -> None:
-    # One line, always: collapse whatever newlines the message carries.
-    text = " ".join(str(message).split())
+    from signscope.display import printable
+
+    # One line, always: collapse whatever newlines the message carries. Paths in it may hold
+    # bytes that are not UTF-8 (printable shows them as U+FFFD instead of failing).
+    text = " ".join(printable(str(message)).split())
     print(f"error: {text}", file=sys.stderr)
 
 
@@ -87,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # the environment (disk full, permissions), not a bug: name the file
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _error(f"{where}{exc.strerror or exc}")
         return 1
     except Exception as exc:  # a bug: still one line unless --debug, but say what it was
         if debug:

@@ -80,6 +80,13 @@ def import_command(
         str | None,
         typer.Option(help="paper-code: the experiment name NAME, when SRC holds several."),
     ] = None,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            help="paper-code: the run's settings.txt, when NAME ran more than once "
+            "(default: the last re-run's)."
+        ),
+    ] = None,
     fmt: Annotated[
         SummaryFormat,
         typer.Option("--format", "-f", help="How to print the summary of what was written."),
@@ -106,6 +113,7 @@ def import_command(
         replicate=replicate,
         experiment=experiment,
         name=name,
+        settings=settings,
     )
     emit(tables, fmt.value, None, "import")
     typer.echo(f"wrote {len(tables['levels'])} levels to {out}", err=True)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
-from signscope.display import format_cell
+from signscope.display import format_cell, printable
 from signscope.errors import UsageError
 from signscope.runformat import atomic_write_bytes, atomic_write_text
 
@@ -62,6 +62,7 @@ def tables_to_json(tables: dict[str, pl.DataFrame]) -> str:
 def rich_tables(tables: dict[str, pl.DataFrame]):
     """Yield one ``rich.table.Table`` per frame (used by the CLI and the TUI alike)."""
     from rich.table import Table
+    from rich.text import Text
 
     for name, df in tables.items():
         table = Table(title=name, title_justify="left", title_style="bold")
@@ -69,7 +70,8 @@ def rich_tables(tables: dict[str, pl.DataFrame]):
         for col in df.columns:
             table.add_column(col, justify="right" if col in numeric else "left")
         for row in df.iter_rows():
-            table.add_row(*(format_cell(v) for v in row))
+            # Text, not str: a cell is data (a run named "imp[seed1]"), never console markup.
+            table.add_row(*(Text(format_cell(v)) for v in row))
         yield table
 
 
@@ -129,5 +131,5 @@ def emit(
             atomic_write_text(path, console.export_text())
             written.append(path)
     if written:
-        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+        print("wrote " + printable(", ".join(str(p) for p in written)), file=sys.stderr)
     return written

@@ -190,13 +190,16 @@ def train(
         ) from None
     from rich.console import Console
 
+    from signscope.display import printable
     from signscope.runformat import read_manifest
-    from trainers.config import config_for_resume, resolve_config
+    from trainers.config import RESUMABLE_CHANGES, config_for_resume, resolve_config
     from trainers.distributed import launch_env, process_group
     from trainers.progress import Reporter, make_reporter
+    from trainers.rundir import check_modes
     from trainers.train import resolve_device
     from trainers.train import train as run_training
 
+    check_modes(resume, force)
     values = dict(locals())
     explicit = {
         name: values[name]
@@ -212,6 +215,13 @@ def train(
         explicit["synthetic_size"] = _ints(synthetic_size, 2, "--synthetic-size")
 
     manifest = read_manifest(out) if resume and out is not None and out.is_dir() else None
+    if resume and manifest is None and preset is None and explicit.keys() <= RESUMABLE_CHANGES:
+        # Defaults would start some other run (the demo) under the name of the one meant.
+        where = f"--resume {out}" if out is not None else "--resume without --out"
+        raise SignscopeError(
+            f"{where}: there is no run to continue (no run.json), and no settings were "
+            "given to start one"
+        )
     if manifest is not None:
         if preset is not None:
             explicit["preset"] = preset
@@ -235,4 +245,4 @@ def train(
             amp=amp,
             compile=compile,
         )
-    reporter.note(f"run written to {out}")
+    reporter.note(f"run written to {printable(str(out))}")

@@ -44,9 +44,11 @@ for (const el of document.querySelectorAll("div[data-figure]")) {
 
 
 def script_json(obj: Any) -> str:
-    """JSON for a ``<script>`` element: ``</`` would end the element early, ``<\\/`` is the
-    same string to a JSON parser."""
-    return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
+    """JSON for a ``<script>`` element. Inside one, ``</script`` ends the element and ``<!--``
+    starts an escaped state in which the next ``</script>`` no longer does, so a run named
+    ``<!--<script>`` would swallow the rest of the page. ``\\u003c`` is ``<`` to a JSON parser
+    and means nothing to the HTML one, so no ``<`` is left for it to read."""
+    return json.dumps(obj, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def figure_block(name: str, spec: dict[str, Any]) -> str:

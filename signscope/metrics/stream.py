@@ -149,6 +149,15 @@ class Packed:
         return popcount(self.alive)
 
 
+def read_mask(handles: Handles, ckpt: Checkpoint, mask: str, start: int, count: int) -> np.ndarray:
+    """Mask bytes ``[start, start+count)``; a value other than 0 and 1 is an error, not a
+    guess (every mask dtype signscope accepts stores 0/1 as the bytes 0/1)."""
+    raw = handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw)
+    if raw.size and raw.max() > 1:
+        raise RunFormatError(f"{ckpt.path}: mask {mask!r} holds values other than 0 and 1")
+    return raw
+
+
 def load(
     handles: Handles, ckpt: Checkpoint, name: str, mask: str | None, start: int, count: int
 ) -> Packed:
@@ -160,8 +169,7 @@ def load(
     if mask is None:
         alive = live
     else:
-        # packbits sets a bit for every nonzero byte, so mask values other than 1 count too.
-        alive = np.packbits(handles.read(ckpt, ckpt.tensors[mask], start, count, buf.mask_raw))
+        alive = np.packbits(read_mask(handles, ckpt, mask, start, count))
         live &= alive
     return Packed(alive, live, np.packbits(neg))
 
@@ -172,9 +180,7 @@ def load_alive(
     """Only the packed alive plane; reads just the mask when there is one."""
     if mask is None:
         return load(handles, ckpt, name, None, start, count).alive
-    return np.packbits(
-        handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw)
-    )
+    return np.packbits(read_mask(handles, ckpt, mask, start, count))
 
 
 def count_alive(
@@ -182,11 +188,7 @@ def count_alive(
 ) -> int:
     """Alive weights in one chunk; reads only the mask when there is one."""
     if mask is not None:
-        return int(
-            np.count_nonzero(
-                handles.read(ckpt, ckpt.tensors[mask], start, count, scratch(Buffers).mask_raw)
-            )
-        )
+        return int(np.count_nonzero(read_mask(handles, ckpt, mask, start, count)))
     return load(handles, ckpt, name, None, start, count).n_alive
 
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from rich.markup import escape
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -26,6 +25,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane, Tree
 
 from signscope.discover import Discovery, FoundRun, discover
+from signscope.display import literal, printable
 from signscope.errors import SignscopeError
 from signscope.tui.batchnorm import BatchNormPane
 from signscope.tui.compare import ComparePane
@@ -122,6 +122,11 @@ class SignscopeApp(App[None]):
         # Tab bodies mounted (or being mounted), by tab id; see _ensure_pane.
         self._panes_ready: dict[str, asyncio.Event] = {}
 
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        """Textual's notify, but plain text by default: messages name runs and paths, which
+        are data and may look like markup ("imp[seed1]")."""
+        super().notify(printable(message), markup=markup, **kwargs)
+
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="±")
@@ -139,7 +144,7 @@ class SignscopeApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = " ".join(self.paths)
+        self.sub_title = printable(" ".join(self.paths))
         self._look_for_runs()
 
     def _look_for_runs(self) -> None:
@@ -180,7 +185,7 @@ class SignscopeApp(App[None]):
         self._discovery_timer.stop()
         tree.loading = False
         if worker.error is not None:
-            self._show_empty(f"[b]Could not look for runs:[/b] {escape(str(worker.error))}")
+            self._show_empty(f"[b]Could not look for runs:[/b] {literal(str(worker.error))}")
             self.looking = False
             return
         self._show_discovery(worker.result)
@@ -195,7 +200,7 @@ class SignscopeApp(App[None]):
         for problem in found.problems:
             self.notify(problem, severity="warning", timeout=8)
         if not found.runs:
-            where = ", ".join(escape(p) for p in found.roots)
+            where = ", ".join(literal(p) for p in found.roots)
             self._show_empty(
                 f"[b]No runs found below {where}.[/b]\n\n"
                 "A run is a folder holding [b]run.json[/b] (written by [i]signscope train[/i]) "

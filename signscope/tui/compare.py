@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
+from signscope.display import literal
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
 from signscope.tui.frames import fill_table
@@ -47,8 +47,8 @@ class ComparePane(ResultPane):
         pair = sel.pair
         if pair is not None:
             bad = next(r for r in pair if not r.ok)
-            return f"Cannot compare: {escape(bad.label)} is broken ({escape(bad.error or '')})"
-        marked = ", ".join(escape(r.label) for r in sel.marked) or "none yet"
+            return f"Cannot compare: {literal(bad.label)} is broken ({literal(bad.error or '')})"
+        marked = ", ".join(literal(r.label) for r in sel.marked) or "none yet"
         return (
             "Mark two runs with [b]c[/b] (select a run in the tree, press c, then the other)."
             f"\n\nMarked: {marked}"
@@ -82,7 +82,8 @@ class ComparePane(ResultPane):
     def show(self, result: dict, sel: Selection) -> None:
         a, b = sel.pair
         self.query_one("#compare-title", Static).update(
-            f"[b]A[/b] {escape(a.label)}  vs  [b]B[/b] {escape(b.label)}: masks and signs per level"
+            f"[b]A[/b] {literal(a.label)}  vs  [b]B[/b] {literal(b.label)}: "
+            "masks and signs per level"
         )
         table: pl.DataFrame = result["table"]
         fill_table(self.query_one("#compare-table", DataTable), table)

@@ -38,13 +38,14 @@ def fill_rows(
     headers = dict(headers or {})
     numeric = set(numeric)
     table.clear(columns=True)
+    # Text, not str: DataTable reads strings as markup, and cells hold data such as run names.
     for col in columns:
         label = headers.get(col, col)
-        table.add_column(Text(label, justify="right") if col in numeric else label, key=col)
+        table.add_column(Text(label, justify="right") if col in numeric else Text(label), key=col)
     table.add_rows(
         [
             [
-                Text(format_cell(v), justify="right") if c in numeric else format_cell(v)
+                Text(format_cell(v), justify="right") if c in numeric else Text(format_cell(v))
                 for c, v in zip(columns, row, strict=True)
             ]
             for row in rows

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from signscope.display import literal
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
 from signscope.tui.frames import fill_table
@@ -108,10 +109,9 @@ class LayersPane(ResultPane):
         return {"table": table.select(COLUMNS), "note": " · ".join([*notes, note])}
 
     def show(self, result: dict, sel: Selection) -> None:
-        from rich.markup import escape
 
         self.query_one("#layers-note", Static).update(
-            f"level {sel.effective_level} of {escape(sel.run.label)} · {escape(result['note'])}"
+            f"level {sel.effective_level} of {literal(sel.run.label)} · {literal(result['note'])}"
         )
         self._fill()
         if self._focus_filter:

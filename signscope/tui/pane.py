@@ -23,6 +23,7 @@ from textual.widgets import Static
 from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
 
 from signscope.discover import FoundRun
+from signscope.display import literal
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
 from signscope.tui.state import Selection
@@ -99,7 +100,7 @@ class ResultPane(Vertical):
         if sel.run is None:
             return "Select a run in the tree on the left."
         if sel.run.error:
-            return f"[b red]✗ {_escape(sel.run.label)}[/]\n\n{_escape(sel.run.error)}"
+            return f"[b red]✗ {literal(sel.run.label)}[/]\n\n{literal(sel.run.error)}"
         return "This run has no levels yet."
 
     def follow(self, sel: Selection) -> None:
@@ -231,7 +232,7 @@ class ResultPane(Vertical):
         try:
             self.show(result, self.selection)
         except Exception as exc:  # a bug in one tab must not take the whole browser down
-            self.say(f"[b]Internal error[/b] ({type(exc).__name__}): {_escape(str(exc))}")
+            self.say(f"[b]Internal error[/b] ({type(exc).__name__}): {literal(str(exc))}")
             return
         self._shown = key
         self.post_message(self.Shown(self))
@@ -252,16 +253,10 @@ class ResultPane(Vertical):
             if isinstance(error, RunOpenError):
                 self.post_message(self.RunBroken(error.label, str(error)))
             if isinstance(error, SignscopeError):
-                self.say(f"[b]Cannot show this:[/b] {_escape(str(error))}")
+                self.say(f"[b]Cannot show this:[/b] {literal(str(error))}")
             else:
-                self.say(f"[b]Internal error[/b] ({type(error).__name__}): {_escape(str(error))}")
+                self.say(f"[b]Internal error[/b] ({type(error).__name__}): {literal(str(error))}")
         elif key not in self._pending.values():
             # Cancelled, yet still wanted (the user came back to it): the thread may have
             # finished into the store anyway; take it from there or ask again.
             self.update_selection(self.selection)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

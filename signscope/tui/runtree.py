@@ -10,6 +10,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from signscope.discover import FoundRun, LevelInfo
+from signscope.display import printable
 from signscope.tui.plots import sparsity_label
 
 # Expand every run while the whole tree stays about one screen high; beyond that only the first.
@@ -75,7 +76,7 @@ class RunTree(Tree[NodeRef]):
         node.remove_children()
         error = self._errors.get(run.label)
         if error:
-            node.add_leaf(Text(error, style="red"), data=NodeRef(run.label))
+            node.add_leaf(Text(printable(error), style="red"), data=NodeRef(run.label))
             return
         if not run.levels:
             node.add_leaf(Text("no levels yet", style="dim"), data=NodeRef(run.label))
@@ -87,7 +88,7 @@ class RunTree(Tree[NodeRef]):
         if run.label in self._marks:
             badge = MARK_BADGES[self._marks.index(run.label)]
             text.append(f"[{badge}] ", style="bold reverse")
-        name = self._names.get(run.label, run.label)
+        name = printable(self._names.get(run.label, run.label))
         if run.label in self._errors:
             text.append("✗ ", style="bold red")
             text.append(name, style="red")

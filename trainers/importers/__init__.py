@@ -66,6 +66,7 @@ def import_run(
         "level": pl.Int64,
         "file": pl.Utf8,
         "source": pl.Utf8,
+        "source_level": pl.Int64,
         "density": pl.Float64,
         "alive": pl.Int64,
         "test_acc": pl.Float64,

@@ -18,29 +18,39 @@ from typing import Any
 import torch
 
 from signscope.errors import RunFormatError, UsageError
-from signscope.runformat import (
-    INIT_FILE,
-    REWIND_FILE,
-    level_filename,
-    prepare_output_dir,
-    write_manifest,
-)
+from signscope.runformat import INIT_FILE, REWIND_FILE, level_filename, write_manifest
 from trainers.checkpoint import load_file, split_masks, write_level, write_reference
+from trainers.rundir import RunFolder
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
 
 # Wrappers that training scripts commonly put around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:(.*?)(?:Check the documentation|$)", re.S)
+# torch names the global its restricted unpickler refused ("GLOBAL posix.system"), in wording
+# that changes between releases; the name itself is the useful part.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNPICKLER = "WeightsUnpickler error:"
+
+
+class UnsafeCheckpointError(RunFormatError):
+    """``torch.load(weights_only=True)`` refused the file: it pickles code or objects."""
+
+    def __init__(self, path: Path, refused: str) -> None:
+        self.refusal = f"torch.load(weights_only=True) refuses to load GLOBAL {refused}"
+        super().__init__(
+            f"{path}: {self.refusal}: the file holds code or objects, not only tensors, and "
+            "signscope never unpickles those. If it is yours, re-save it with "
+            "torch.save(model.state_dict(), path)"
+        )
 
 
 def load_checkpoint(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``: tensors and plain containers, never code.
 
-    A file that pickles anything else (a model object, a custom class) is refused with a
-    message that says how to re-save it, instead of being unpickled.
+    A file that pickles anything else (a model object, a custom class, a call) is refused
+    with :class:`UnsafeCheckpointError`, which names what torch refused and says how to
+    re-save it, instead of being unpickled.
     """
     try:
         # torch warns about unusual pickle protocols on stderr; the error below says it all.
@@ -51,23 +61,28 @@ def load_checkpoint(path: Path) -> Any:
         raise RunFormatError(f"{path}: file not found") from None
     except Exception as exc:
         text = str(exc)
-        found = _UNSUPPORTED_GLOBAL.search(text)
-        if found:
-            raise RunFormatError(
-                f"{path}: holds {found.group(1)}, not only tensors; signscope reads checkpoints "
-                "with torch.load(weights_only=True) and never unpickles objects. Re-save it "
-                "with torch.save(model.state_dict(), path)"
-            ) from None
-        detail = _UNPICKLER_DETAIL.search(text)
-        reason = (
-            " ".join(detail.group(1).split())
-            if detail
-            else f"{type(exc).__name__}: {' '.join(text.split())}"
-        )
+        refused = _REFUSED_GLOBAL.search(text)
+        if refused:
+            raise UnsafeCheckpointError(path, refused.group(1)) from None
         raise RunFormatError(
             f"{path}: not a PyTorch checkpoint that torch.load(weights_only=True) can read "
-            f"({reason[:160]})"
+            f"({_reason(exc)})"
         ) from None
+
+
+def _reason(exc: Exception) -> str:
+    """The part of torch's message that is about this file. torch puts it after its general
+    advice (first paragraph) and before a pointer to the documentation (last one)."""
+    text = str(exc)
+    if _UNPICKLER in text:
+        text = text.rsplit(_UNPICKLER, 1)[1]
+    paragraphs = [
+        " ".join(p.split())
+        for p in re.split(r"\n\s*\n", text)
+        if p.strip() and not p.strip().startswith("Check the documentation")
+    ]
+    reason = paragraphs[-1] if paragraphs else type(exc).__name__
+    return reason if len(reason) <= 200 else reason[:197] + "..."
 
 
 def state_dict_of(obj: Any, path: Path) -> State:
@@ -121,7 +136,7 @@ class LevelData:
 
 @dataclass
 class LevelSource:
-    level: int
+    level: int  # the source's number for it (levels are written as 0, 1, ... in plan order)
     source: Path  # the file the trained weights come from
     read: Callable[[], LevelData]
 
@@ -215,23 +230,32 @@ def write_run(
         raise RunFormatError(f"{plan.src}: no checkpoints found")
     if out.resolve() == plan.src.resolve():
         raise UsageError(f"--out {out}: must not be the source folder")
-    created_dir = not out.exists()
-    out = prepare_output_dir(out, force=force)
-    written: list[Path] = []
-    try:
-        return _write_all(
-            plan,
-            out,
-            written,
-            method or plan.method or "unknown",
-            plan.seed if seed is None else seed,
-        )
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        if created_dir and out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    with RunFolder(out, force=force, offers_resume=False) as folder:
+        folder.prepare([])
+        written: list[Path] = []
+        try:
+            return _write_all(
+                plan,
+                out,
+                written,
+                method or plan.method or "unknown",
+                plan.seed if seed is None else seed,
+            )
+        except BaseException:
+            for p in written:
+                p.unlink(missing_ok=True)
+            raise
+
+
+def check_finite(state: Mapping[str, torch.Tensor], masks: Masks, source: Path) -> None:
+    """NaN or inf in a tensor is refused at import, naming the source file: later, the
+    inspection commands could only name the imported copy. Pruned entries do not count
+    (they are written as zeros)."""
+    for name, t in state.items():
+        if t.is_floating_point():
+            values = t[masks[name]] if name in masks else t
+            if not bool(torch.isfinite(values).all()):
+                raise RunFormatError(f"{source}: tensor {name} holds NaN or inf values")
 
 
 def _write_all(
@@ -241,9 +265,8 @@ def _write_all(
     layout: dict[str, tuple] | None = None
     masked: set[str] | None = None
     first = plan.levels[0].source
-    for expected_level, lvl in enumerate(plan.levels):
-        if lvl.level != expected_level:
-            raise RunFormatError(f"{plan.src}: level {expected_level} is missing")
+    # The source's levels become levels 0, 1, ... (a run has no gaps); each keeps its number.
+    for level, lvl in enumerate(plan.levels):
         data = lvl.read()
         if layout is None:
             layout, masked = _shapes(data.state), set(data.masks)
@@ -258,18 +281,27 @@ def _write_all(
             if name not in data.state:
                 raise RunFormatError(f"{mask_source}: mask for {name}, which {lvl.source} lacks")
             data.masks[name] = to_mask(m, mask_source, name, data.state[name].shape)
+        check_finite(data.state, data.masks, lvl.source)
         rel = _display(lvl.source, plan.src)
         path = write_level(
-            out, lvl.level, data.state, data.masks, method, data.test_acc, source=rel
+            out,
+            level,
+            data.state,
+            data.masks,
+            method,
+            data.test_acc,
+            source=rel,
+            source_level=lvl.level,
         )
         written.append(path)
         alive = sum(int(m.sum()) for m in data.masks.values())
         total = sum(m.numel() for m in data.masks.values())
         rows.append(
             {
-                "level": lvl.level,
-                "file": level_filename(lvl.level),
+                "level": level,
+                "file": level_filename(level),
                 "source": rel,
+                "source_level": lvl.level,
                 "density": alive / total if total else 1.0,
                 "alive": alive,
                 "test_acc": data.test_acc,
@@ -283,14 +315,24 @@ def _write_all(
             continue
         state = ref.read()
         check_same_layout(layout, state, ref.source, first)
+        check_finite(state, {}, ref.source)
         written.append(write_reference(out, which, state, method))
         references[which] = {"file": fname, "source": _display(ref.source, plan.src)}
     notes = list(plan.notes)
-    if references["init"] is None:
+    numbers = [r["source_level"] for r in rows]
+    if numbers != list(range(len(rows))):
         notes.append(
+            f"the source has levels {', '.join(map(str, numbers))}; they are levels "
+            f"0-{len(rows) - 1} here (source_level in run.json)"
+        )
+    if references["init"] is None:
+        note = (
             "the source holds no weights at initialisation, so this run has no "
             "init.safetensors; pass --init FILE to add them"
         )
+        if references["rewind"] is not None:
+            note += "; flips can count from the rewind point (--reference rewind)"
+        notes.append(note)
     config = {
         "method": method,
         "seed": seed,
@@ -299,7 +341,8 @@ def _write_all(
     }
     if plan.source_config is not None:
         config["source_config"] = plan.source_config
-    summary = [{k: r[k] for k in ("level", "density", "alive", "test_acc", "source")} for r in rows]
+    keys = ("level", "density", "alive", "test_acc", "source", "source_level")
+    summary = [{k: r[k] for k in keys} for r in rows]
     write_manifest(out, config, summary, plan.complete, references=references, notes=notes)
     written.append(out / "run.json")
     return rows, notes

@@ -14,6 +14,11 @@ With ``--rewinding_steps`` a ``level_pretrain/main/`` folder holds the initialis
 (its first model) and level 0 starts from the rewind point; without it level 0's
 ``model_ep0_it0.pth`` is the initialisation and also the point every level rewinds to.
 OpenLTH's lottery runner always rewinds weights, so the method is IMP.
+
+A branch (``lottery_branch_NAME_HASH``, e.g. ``randomly_prune``) lives beside ``main`` in
+the level folders it was run for, usually only some of them: ``--experiment`` imports it,
+its levels become signscope levels 0, 1, ... (run.json keeps each ``source_level``), and the
+init and rewind point are the lottery's, from ``level_0/main``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signscope.errors import RunFormatError, UsageError
+from signscope.errors import RunFormatError
 from trainers.importers.common import (
     ImportPlan,
     LevelData,
@@ -37,6 +42,14 @@ _REPLICATE = re.compile(r"^replicate_(\d+)$")
 _LEVEL = re.compile(r"^level_(\d+)$")
 _MODEL = re.compile(r"^model_ep(\d+)_it(\d+)\.pth$")
 _HPARAM = re.compile(r"^\s+\*\s+(\w+)\s+=>\s?(.*)$")
+_BRANCH = re.compile(r"^lottery_branch_(\w+?)_[0-9a-f]{32}$")
+MAIN = "main"
+# OpenLTH's branches (lottery/branch/registry.py) in signscope's naming of variants.
+_BRANCH_METHODS = {
+    "randomly_prune": "imp-rand",
+    "randomly_reinitialize": "imp-reinit",
+    "retrain": "imp-retrain",
+}
 
 
 def _read_state(path: Path) -> State:
@@ -64,21 +77,21 @@ def find_replicate(src: Path, replicate: int | None) -> Path:
     if _numbered(src, _LEVEL):
         m = _REPLICATE.match(src.name)
         if replicate is not None and (m is None or replicate != int(m.group(1))):
-            raise UsageError(f"--replicate {replicate}: {src} is a single replicate already")
+            raise RunFormatError(f"--replicate {replicate}: {src} is a single replicate already")
         return src
     reps = _numbered(src, _REPLICATE)
     if reps:
         listed = ", ".join(str(r) for r in sorted(reps))
         if replicate is not None:
             if replicate not in reps:
-                raise UsageError(f"--replicate {replicate}: {src} has replicates {listed}")
+                raise RunFormatError(f"--replicate {replicate}: {src} has replicates {listed}")
             return reps[replicate]
         if len(reps) > 1:
-            raise UsageError(f"{src}: holds replicates {listed}; choose one with --replicate R")
+            raise RunFormatError(f"{src}: holds replicates {listed}; choose one with --replicate R")
         return next(iter(reps.values()))
     experiments = sorted(p.name for p in src.iterdir() if p.is_dir() and _numbered(p, _REPLICATE))
     if experiments:
-        raise UsageError(
+        raise RunFormatError(
             f"{src}: holds several OpenLTH experiments ({', '.join(experiments[:4])}); "
             "give one of them as SRC"
         )
@@ -136,7 +149,52 @@ def _level_reader(model: Path, mask: Path, logger: Path):
     return read
 
 
-def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> ImportPlan:
+def branch_method(experiment: str) -> tuple[str, str | None]:
+    """The method label of ``experiment`` and its branch name (None for ``main``).
+
+    The lottery itself is IMP. A branch (``lottery_branch_NAME_HASH``, lottery/branch/ in
+    OpenLTH) trains something else on IMP's masks or weights, so it gets a label of its own
+    and ``signscope acc`` keeps it apart from IMP."""
+    if experiment == MAIN:
+        return "imp", None
+    m = _BRANCH.match(experiment)
+    name = m.group(1) if m else experiment
+    return _BRANCH_METHODS.get(name, f"imp+{name}"), name
+
+
+def _mask_file(rep: Path, level: int, folder: Path) -> Path:
+    """A level's mask: the experiment's own, else the lottery's (the ``retrain`` branch trains
+    with ``Mask.load(level_root)`` and saves none)."""
+    for mask in (folder / "mask.pth", rep / f"level_{level}" / MAIN / "mask.pth"):
+        if mask.is_file():
+            return mask
+    raise RunFormatError(f"{folder / 'mask.pth'}: file not found")
+
+
+def _references(rep: Path, notes: list[str]) -> tuple[RefSource | None, RefSource | None]:
+    """The lottery's initialisation and rewind point, whichever experiment is imported: a
+    branch's first model is already masked (and a branch has no level 0 of its own)."""
+    level0 = rep / "level_0" / MAIN
+    models = _models(level0) if level0.is_dir() else []
+    if not models:
+        notes.append(f"no models in {level0}: the run has no init or rewind point")
+        return None, None
+    start_step, start = models[0]
+    rewind = RefSource(start, lambda: _read_state(start))
+    pretrain = rep / "level_pretrain" / MAIN
+    first = _models(pretrain)[0][1] if pretrain.is_dir() and _models(pretrain) else None
+    if first is not None:
+        return RefSource(first, lambda: _read_state(first)), rewind
+    if start_step == (0, 0):
+        return rewind, rewind
+    notes.append(
+        f"level 0 starts at epoch {start_step[0]} iteration {start_step[1]} and "
+        "there is no level_pretrain folder"
+    )
+    return None, rewind
+
+
+def plan(src: Path, replicate: int | None = None, experiment: str = MAIN) -> ImportPlan:
     rep = find_replicate(src, replicate)
     level_dirs = {
         lvl: p / experiment
@@ -158,9 +216,7 @@ def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> I
             raise RunFormatError(
                 f"{level_dirs[incomplete[0]]}: no trained model, but later levels have one"
             )
-        mask = folder / "mask.pth"
-        if not mask.is_file():
-            raise RunFormatError(f"{mask}: file not found")
+        mask = _mask_file(rep, lvl, folder)
         levels.append(
             LevelSource(lvl, models[-1][1], _level_reader(models[-1][1], mask, folder / "logger"))
         )
@@ -175,23 +231,10 @@ def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> I
             f"levels {', '.join(map(str, incomplete))} of the source had not finished "
             "training and were left out"
         )
-    start_step, start = _models(level_dirs[min(level_dirs)])[0]
-    pretrain = rep / "level_pretrain" / experiment
-    init = rewind = None
-    if pretrain.is_dir() and _models(pretrain):
-        first = _models(pretrain)[0][1]
-        init = RefSource(first, lambda: _read_state(first))
-        rewind = RefSource(start, lambda: _read_state(start))
-    elif start_step == (0, 0):
-        init = rewind = RefSource(start, lambda: _read_state(start))
-    else:
-        rewind = RefSource(start, lambda: _read_state(start))
-        notes.append(
-            f"level 0 starts at epoch {start_step[0]} iteration {start_step[1]} and "
-            "there is no level_pretrain folder"
-        )
+    init, rewind = _references(rep, notes)
 
-    hparams_file = level_dirs[min(level_dirs)] / "hparams.log"
+    # The lottery's hyperparameters (desc.save writes them at level 0 of main only).
+    hparams_file = rep / "level_0" / MAIN / "hparams.log"
     source_config = None
     config: dict = {}
     if hparams_file.is_file():
@@ -201,17 +244,21 @@ def plan(src: Path, replicate: int | None = None, experiment: str = "main") -> I
         config = {k: v for k, v in (("model", model), ("dataset", dataset)) if v is not None}
     m = _REPLICATE.match(rep.name)
     rep_number = int(m.group(1)) if m else None
+    method, branch = branch_method(experiment)
+    details: dict = {"replicate": rep_number, "experiment": experiment}
+    if branch is not None:
+        details["branch"] = branch
     return ImportPlan(
         kind="openlth",
         src=src,
         levels=levels,
         init=init,
         rewind=rewind,
-        method="imp",
+        method=method,
         # OpenLTH tells replicates apart by number; it plays the role of the seed.
         seed=rep_number,
         config=config,
-        details={"replicate": rep_number, "experiment": experiment},
+        details=details,
         source_config=source_config,
         complete=not incomplete,
         notes=notes,

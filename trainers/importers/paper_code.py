@@ -14,7 +14,10 @@ writes into ``runs/``, for an experiment ``--name NAME``:
   the forward pass, so pruned weights are not zero in the file.
 - after the last level: ``mask_NAME.pt`` and ``model_NAME_trained.pt``, the final training.
 - ``val_acc_NAME.pt``: top-1 test accuracy in percent after every epoch (warm-up, levels,
-  final training), and ``runs/<config>/NAME/prune_rate=<p>/settings.txt``: ``str(args)``.
+  final training), and ``runs/<config>/NAME/prune_rate=<p>/settings.txt``: ``str(args)``,
+  beside ``checkpoints/initial.state`` (``{"state_dict": ...}`` before the warm-up: the true
+  initialisation). A re-run under the same name gets the folder ``.../prune_rate=<p>/0`` (then
+  ``/1``, ...) and overwrites the ``.pt`` files in ``runs/``.
 
 signscope level 0 is therefore ``model_NAME_0.pt`` with the mask it trained with (the mask
 buffers of ``model_NAME_init.pt``, or dense), level L >= 1 is ``model_NAME_L.pt`` with
@@ -31,7 +34,7 @@ from typing import Any
 
 import torch
 
-from signscope.errors import RunFormatError, UsageError
+from signscope.errors import RunFormatError
 from trainers.importers.common import (
     ImportPlan,
     LevelData,
@@ -39,6 +42,7 @@ from trainers.importers.common import (
     Masks,
     RefSource,
     State,
+    UnsafeCheckpointError,
     load_checkpoint,
     state_dict_of,
     strip_prefix,
@@ -120,15 +124,49 @@ def parse_settings(text: str) -> dict | None:
     return settings
 
 
-def _find_settings(src: Path, name: str, notes: list[str]) -> dict | None:
+def run_folder(src: Path, name: str, settings: Path | None, notes: list[str]) -> Path | None:
+    """The folder ``get_directories`` of main.py made for the run: its ``settings.txt`` and
+    ``checkpoints/initial.state``. ``settings`` (``--settings FILE``) names it; otherwise the
+    one ``runs/<config>/NAME/...`` holds, or the last re-run's when NAME ran again."""
+    if settings is not None:
+        if not settings.is_file():
+            raise RunFormatError(f"--settings {settings}: file not found")
+        return settings.parent
     found = sorted(src.glob(f"*/{glob.escape(name)}/**/settings.txt"))
-    if len(found) > 1:
-        notes.append(f"several settings.txt for {name} ({len(found)}); none was read")
-    if len(found) != 1:
+    if len(found) < 2:
+        return found[0].parent if found else None
+    listed = ", ".join(str(p.relative_to(src)) for p in found)
+    latest = latest_rerun([p.parent for p in found])
+    if latest is None:
+        notes.append(
+            f"several settings.txt for {name} ({listed}); none was read: choose one with "
+            "--settings FILE"
+        )
         return None
-    settings = parse_settings(found[0].read_text(encoding="utf-8", errors="replace"))
+    notes.append(
+        f"several settings.txt for {name} ({listed}); read the last re-run's, "
+        f"{(latest / 'settings.txt').relative_to(src)} (a re-run overwrites "
+        "model_NAME_*.pt); --settings FILE chooses another"
+    )
+    return latest
+
+
+def latest_rerun(folders: list[Path]) -> Path | None:
+    """The last of one run's re-runs: main.py puts a re-run under the same name into
+    ``<first run's folder>/0``, then ``/1``, ...; None when the folders are not such a chain."""
+    keyed = [(f.parent, int(f.name)) if f.name.isdigit() else (f, -1) for f in folders]
+    if len({base for base, _ in keyed}) != 1:
+        return None
+    return max(zip(keyed, folders, strict=True), key=lambda pair: pair[0][1])[1]
+
+
+def _read_settings(folder: Path | None, notes: list[str]) -> dict | None:
+    if folder is None:
+        return None
+    path = folder / "settings.txt"
+    settings = parse_settings(path.read_text(encoding="utf-8", errors="replace"))
     if settings is None:
-        notes.append(f"{found[0]}: not a Namespace(...) line; not read")
+        notes.append(f"{path}: not a Namespace(...) line; not read")
     return settings
 
 
@@ -177,7 +215,13 @@ def level_accuracies(
     try:
         raw = load_checkpoint(path)
         accs = [float(a) for a in raw]
-    except (RunFormatError, TypeError, ValueError, RuntimeError):
+    except UnsafeCheckpointError as exc:
+        notes.append(f"{path.name}: refused as unsafe ({exc.refusal}); accuracies not imported")
+        return [None] * n
+    except RunFormatError as exc:
+        notes.append(f"{path.name}: unreadable ({exc}); accuracies not imported")
+        return [None] * n
+    except (TypeError, ValueError, RuntimeError):
         notes.append(f"{path.name}: not a list of numbers; accuracies not imported")
         return [None] * n
     out: list[float | None] = []
@@ -219,14 +263,16 @@ def _level_reader(model: Path, mask: Path | None, init: Path | None, acc: float 
     return read
 
 
-def plan(src: Path, name: str | None = None) -> ImportPlan:
+def plan(src: Path, name: str | None = None, settings: Path | None = None) -> ImportPlan:
     experiments = _names(src)
     if not experiments:
         raise RunFormatError(f"{src}: no model_NAME_LEVEL.pt files (the paper code's runs/ folder)")
     if name is None:
         if len(experiments) > 1:
             listed = ", ".join(sorted(experiments)[:6])
-            raise UsageError(f"{src}: holds several experiments ({listed}); choose one with --name")
+            raise RunFormatError(
+                f"{src}: holds several experiments ({listed}); choose one with --name"
+            )
         name = next(iter(experiments))
     if name not in experiments:
         raise RunFormatError(
@@ -234,8 +280,8 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
         )
     files = experiments[name]
     n_trained = max(files) + 1
-    init = src / f"model_{name}_init.pt"
-    init = init if init.is_file() else None
+    warmed = src / f"model_{name}_init.pt"
+    warmed = warmed if warmed.is_file() else None
     trained = src / f"model_{name}_trained.pt"
     final_mask = src / f"mask_{name}.pt"
     if not final_mask.is_file():
@@ -243,8 +289,9 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
     final = trained.is_file()
 
     notes: list[str] = []
-    settings = _find_settings(src, name, notes)
-    accs = level_accuracies(src / f"val_acc_{name}.pt", settings, n_trained, final, notes)
+    folder = run_folder(src, name, settings, notes)
+    config = _read_settings(folder, notes)
+    accs = level_accuracies(src / f"val_acc_{name}.pt", config, n_trained, final, notes)
     levels = []
     for level in range(n_trained):
         if level not in files:
@@ -253,41 +300,67 @@ def plan(src: Path, name: str | None = None) -> ImportPlan:
         if mask is not None and not mask.is_file():
             raise RunFormatError(f"{mask}: file not found (the mask level {level} trains with)")
         levels.append(
-            LevelSource(level, files[level], _level_reader(files[level], mask, init, accs[level]))
+            LevelSource(level, files[level], _level_reader(files[level], mask, warmed, accs[level]))
         )
     if final:
         if not final_mask.is_file():
             raise RunFormatError(f"{final_mask}: file not found (the mask of {trained.name})")
         levels.append(
-            LevelSource(n_trained, trained, _level_reader(trained, final_mask, init, accs[-1]))
+            LevelSource(n_trained, trained, _level_reader(trained, final_mask, warmed, accs[-1]))
         )
+    complete = _complete(config, n_trained, final, trained.name, notes)
 
-    method, extra = method_from_settings(settings)
-    rewind = RefSource(init, lambda: _read_reference(init)) if init else None
-    warmup = _warmup_epochs(settings) if settings else None
-    if init and warmup != 0:
+    method, extra = method_from_settings(config)
+    rewind = RefSource(warmed, lambda: _read_reference(warmed)) if warmed else None
+    warmup = _warmup_epochs(config) if config else None
+    if warmed and warmup != 0:
         notes.append(
-            f"{init.name} holds the weights after the warm-up epochs (the rewind "
+            f"{warmed.name} holds the weights after the warm-up epochs (the rewind "
             "point), not the initialisation"
         )
+    # main.py saves the model before the warm-up as checkpoints/initial.state.
+    initial = folder / "checkpoints" / "initial.state" if folder is not None else None
+    if initial is not None and initial.is_file():
+        init = RefSource(initial, lambda: _read_reference(initial))
+    else:
+        init = rewind if warmup == 0 else None
     return ImportPlan(
         kind="paper-code",
         src=src,
         levels=levels,
-        init=rewind if warmup == 0 else None,
+        init=init,
         rewind=rewind,
         method=method,
-        seed=settings.get("seed") if settings and isinstance(settings.get("seed"), int) else None,
+        seed=config.get("seed") if config and isinstance(config.get("seed"), int) else None,
         config={
-            **({"dataset": settings["set"]} if settings and settings.get("set") else {}),
+            **({"dataset": config["set"]} if config and config.get("set") else {}),
             **extra,
         },
         details={"name": name},
         # seed and name tell replicates apart; they are config.seed and imported_from.name,
         # so that runs differing only in them compare as replicates of one experiment.
-        source_config={k: v for k, v in settings.items() if k not in ("seed", "name")}
-        if settings
+        source_config={k: v for k, v in config.items() if k not in ("seed", "name")}
+        if config
         else None,
+        complete=complete,
         notes=notes,
         read_reference=_read_reference,
     )
+
+
+def _complete(
+    settings: dict | None, n_trained: int, final: bool, trained: str, notes: list[str]
+) -> bool:
+    """main.py trains one level per entry of ``--threshold-list``, then the final training
+    (``model_NAME_trained.pt``); a run that stopped earlier is incomplete."""
+    thresholds = settings.get("threshold_list") if settings else None
+    missing = []
+    if isinstance(thresholds, list) and n_trained < len(thresholds):
+        missing.append(
+            f"it trained {n_trained} of the {len(thresholds)} levels in its threshold_list"
+        )
+    if not final:
+        missing.append(f"there is no {trained} (its final training)")
+    if missing:
+        notes.append("the source run did not finish: " + "; ".join(missing))
+    return not missing

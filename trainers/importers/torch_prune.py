@@ -55,7 +55,17 @@ def split_pruned(raw: State) -> tuple[State, Masks]:
 
 
 def _read(path: Path) -> tuple[State, Masks]:
-    return split_pruned(strip_prefix(state_dict_of(load_checkpoint(path), path)))
+    state, masks = split_pruned(strip_prefix(state_dict_of(load_checkpoint(path), path)))
+    # NAME_orig without NAME_mask: the file lost half of a pruned parameter, and NAME is
+    # nowhere, so say which half is missing rather than that NAME is.
+    for key in state:
+        base = key[: -len(_ORIG)]
+        if key.endswith(_ORIG) and base not in state:
+            raise RunFormatError(
+                f"{path}: has {key} but no {base}{_MASK}; torch.nn.utils.prune saves the two "
+                "together"
+            )
+    return state, masks
 
 
 def _read_reference(path: Path) -> State:
