@@ -224,6 +224,7 @@ class _Followed:
     headers: dict[str, tuple[Stamp, dict]] = field(default_factory=dict)
     log: EpochLog | None = None
     found: FoundRun | None = None  # what the last poll returned; None: not shown yet
+    in_place: list[tuple[str, str]] = field(default_factory=list)  # files stat'ed every poll
 
 
 class Watcher:
@@ -321,15 +322,19 @@ class Watcher:
         state = self._runs.get(folder)
         if state is None or state.label != label:
             state = self._runs[folder] = _Followed(label, Path(folder).resolve())
+            state.in_place = [(n, os.path.join(folder, n)) for n in (MANIFEST, METRICS)]
         stamps = listing.stamps
         if not fresh:
             # The folder's entries are unchanged, but a file may be rewritten in place.
-            stamps = dict(stamps)
-            for name in (MANIFEST, METRICS):
+            changed = {}
+            for name, path in state.in_place:
                 if name in stamps:
-                    current = _stat(os.path.join(folder, name))
-                    if current is not None:
-                        stamps[name] = current
+                    current = _stat(path)
+                    if current is not None and current != state.seen.get(name):
+                        changed[name] = current
+            if not changed and state.found is not None:
+                return state.found  # the common case: three stats, nothing else
+            stamps = {**state.seen, **changed} if state.seen else {**stamps, **changed}
         if not listing.signscope and not first and stamps != state.seen:
             # Plain runs are often copied in place (scp, cp): wait until a poll finds their
             # files unchanged, so that a half-copied checkpoint is never read; listing the

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -198,8 +197,12 @@ class Training:
 
     def epoch_seconds(self) -> float | None:
         """A typical epoch's duration: the median of the last RECENT_EPOCHS epochs."""
-        recent = [e.seconds for e in (self.history or ())[-RECENT_EPOCHS:] if e.seconds]
-        return statistics.median(recent) if recent else None
+        recent = sorted(e.seconds for e in (self.history or ())[-RECENT_EPOCHS:] if e.seconds)
+        if not recent:
+            return None
+        # The median, without importing statistics (fractions, decimal) into the first screen.
+        n = len(recent)
+        return (recent[(n - 1) // 2] + recent[n // 2]) / 2
 
     def remaining_epochs(self) -> int | None:
         if self.levels_total is None or self.epochs_per_level is None:

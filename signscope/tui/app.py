@@ -248,10 +248,12 @@ class SignscopeApp(App[None]):
             self._show_discovery(found)  # to or from the empty state, or the selection is gone
             return
         self.runs = runs
-        self._marks = tuple(m for m in self._marks if m in self.runs)
         tree = self.query_one("#tree", RunTree)
         tree.update_runs(tuple(runs.values()), found.roots)
-        tree.set_marks(self._marks)
+        marks = tuple(m for m in self._marks if m in self.runs)
+        if marks != self._marks:
+            self._marks = marks
+            tree.set_marks(marks)
         self._select(current, quiet=True)
 
     def _show_discovery(self, found: Discovery) -> None:
