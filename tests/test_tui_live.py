@@ -391,3 +391,16 @@ def test_train_into_a_folder_below_an_open_tui(tmp_path):
         text = term.wait_for("demo/lrr", "level  1", sparsity, "complete", timeout=60)
         assert all(t in text for t in ("demo/lrr", "level  1", sparsity, "complete")), text
         assert "No runs found" not in text
+
+
+@pytest.mark.slow
+def test_the_live_benchmark_runs_at_a_tiny_size(tmp_path):
+    """examples/bench_live.py, whose numbers are in docs/benchmarks.md, still works."""
+    script = Path(__file__).resolve().parent.parent / "examples" / "bench_live.py"
+    args = ["--dir", str(tmp_path), "--runs", "4", "--repeat", "1", "--landings", "1"]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| poll, nothing changed |" in result.stdout
+    assert "level landing -> tree, 1 landings" in result.stdout
