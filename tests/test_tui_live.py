@@ -273,24 +273,25 @@ async def watching(paths=("runs",)):
 @pilot_test
 async def test_a_run_growing_in_the_background_updates_tree_overview_and_chart(live):
     async with watching() as (app, pilot, tree):
-        tree.select_ref(tree.root.children[1].data)  # runs/lrr
+        # Flips of level 0 is computed before the run grows; it depends on level 0's files
+        # only, so it must survive the levels that land later.
+        await pilot.press(*["down"] * 6, "2")  # runs/imp and its 4 levels, runs/lrr, level 0
         await settle(pilot)
-        assert app.selection.run.label == "runs/lrr"
+        assert (app.selection.run.label, app.selection.level) == ("runs/lrr", 0)
+        flips = app.query_one("#flips-pane")
+        level0 = flips.result
+        await pilot.press("up", "1")  # the run node of runs/lrr, Overview
+        await settle(pilot)
         assert "● L1 e1" in _tree_lines(app)[5]
         assert "training: epoch 1/2" in _tree_lines(app)[-1]
         assert "training" in _status(app) and "level 1/4 · epoch 1/2" in _status(app)
+        assert "ETA" in _status(app)
         assert len(rows(app, "#overview-levels")) == 1
         assert _series(app, "#overview-plot")["lrr"] == [0]
         assert len(_series(app, "#overview-epochs")["loss"]) == 3
-        # Flips at level 0 is computed once; it depends on level 0's files only.
-        await pilot.press("down", "2")
-        await settle(pilot)
-        flips = app.query_one("#flips-pane")
-        level0 = flips.result
-        await pilot.press("1", "up")
-        await settle(pilot)
 
-        # The trainer finishes level 1 and starts level 2, in a thread, while nobody types.
+        # From here on nobody types. The trainer, in a thread, finishes level 1 and starts
+        # level 2: a new level file, new epoch lines, a new run.json.
         def train_on() -> None:
             live.epoch()
             live.finish_level()
@@ -303,31 +304,37 @@ async def test_a_run_growing_in_the_background_updates_tree_overview_and_chart(l
             ["level", "1"],
         ]
         assert "training: epoch 1/2" in _tree_lines(app)[8]
+        assert "● L2 e1" in _tree_lines(app)[5]
         assert "level 2/4 · epoch 1/2" in _status(app)
         await until(pilot, lambda: _series(app, "#overview-plot").get("lrr") == [0, 1])
         assert len(_series(app, "#overview-epochs")["loss"]) == 5
-        # Level 0's Flips tables are still the ones computed before.
+
+        # The last two levels land and the run completes: the marks go, the levels stay.
+        def finish() -> None:
+            for _ in range(3):
+                live.epoch()
+            live.finish_level()
+            live.epoch()
+            live.epoch()
+            live.finish_level()
+            live.complete()
+
+        await asyncio.to_thread(finish)
+        await until(pilot, lambda: "complete" in _status(app))
+        await until(pilot, lambda: len(rows(app, "#overview-levels")) == 4)
+        assert "●" not in _tree_lines(app)[5]
+        assert [line.split()[:2] for line in _tree_lines(app)[6:]] == [
+            ["level", str(i)] for i in range(4)
+        ]
+        expected = signscope.open_run("runs/lrr").summary()["alive"].to_list()
+        assert [int(r[2]) for r in rows(app, "#overview-levels")] == expected
+        assert _series(app, "#overview-plot")["lrr"] == [0, 1, 2, 3]
+        assert len(_series(app, "#overview-epochs")["loss"]) == 10
+
+        # Level 0's Flips tables are still the ones computed before any of this.
         await pilot.press("down", "2")
         await settle(pilot)
         assert app.selection.level == 0 and flips.result is level0
-
-        # The last level lands and the run completes: the marks go, the levels stay.
-        for _ in range(3):
-            live.epoch()
-        live.finish_level()
-        live.epoch()
-        live.epoch()
-        live.finish_level()
-        live.complete()
-        await until(pilot, lambda: "●" not in _tree_lines(app)[5])
-        await until(pilot, lambda: sum("level" in line for line in _tree_lines(app)[6:]) == 4)
-        assert not any("training" in line for line in _tree_lines(app))
-        await pilot.press("1", "up")
-        await settle(pilot)
-        assert len(rows(app, "#overview-levels")) == 4
-        assert "complete" in _status(app)
-        expected = signscope.open_run("runs/lrr").summary()["alive"].to_list()
-        assert [int(r[2]) for r in rows(app, "#overview-levels")] == expected
 
 
 @pilot_test

@@ -184,11 +184,11 @@ class SignscopeApp(App[None]):
         return self.watcher.poll()
 
     def _tick(self) -> None:
-        try:
+        if self.quitting:
+            return
+        with contextlib.suppress(NoMatches):  # closing, or the tab's body is being mounted
             self.query_one("#tree", RunTree).tick(time.time())
             self._active_pane().clock()
-        except NoMatches:  # the app is closing
-            return
         if self._polling or self.looking or time.monotonic() < self._next_poll:
             return
         self._polling = True
@@ -328,13 +328,18 @@ class SignscopeApp(App[None]):
         self._refresh_active(quiet)
 
     def _active_pane(self) -> ResultPane:
-        tabs = self.query_one("#tabs", TabbedContent)
-        return self.query_one(f"#{tabs.active}-pane", ResultPane)
+        """The body of the tab on screen; NoMatches while the app closes, or while that body
+        is still being mounted (the tab's activation shows the selection once it is)."""
+        tab = self.query_one("#tabs", TabbedContent).active
+        ready = self._panes_ready.get(tab)
+        if tab != TABS[0][0] and (ready is None or not ready.is_set()):
+            raise NoMatches(f"#{tab}-pane is being mounted")
+        return self.query_one(f"#{tab}-pane", ResultPane)
 
     def _refresh_active(self, quiet: bool = False) -> None:
         try:
             pane = self._active_pane()
-        except NoMatches:  # the app is closing: its widgets are already gone
+        except NoMatches:  # closing, or the pane is being mounted
             return
         pane.update_selection(self.selection, quiet)
 
@@ -436,7 +441,10 @@ class SignscopeApp(App[None]):
         self.query_one("#layers-pane", LayersPane).focus_filter()
 
     def action_export(self) -> None:
-        pane = self._active_pane()
+        try:
+            pane = self._active_pane()
+        except NoMatches:  # the tab's body is being mounted: nothing on it to export yet
+            return
         try:
             request = pane.figure_request(self.selection)
         except SignscopeError as exc:
