@@ -334,7 +334,7 @@ class Watcher:
                         changed[name] = current
             if not changed and state.found is not None:
                 return state.found  # the common case: three stats, nothing else
-            stamps = {**state.seen, **changed} if state.seen else {**stamps, **changed}
+            stamps = {**(state.seen or stamps), **changed}
         if not listing.signscope and not first and stamps != state.seen:
             # Plain runs are often copied in place (scp, cp): wait until a poll finds their
             # files unchanged, so that a half-copied checkpoint is never read; listing the
