@@ -20,6 +20,7 @@ from signscope.runformat import (
     MANIFEST,
     METRICS,
     REWIND_FILE,
+    atomic_append_line,
     atomic_write_bytes,
     atomic_write_json,
     level_filename,
@@ -82,6 +83,96 @@ def write_safetensors(path, tensors, metadata=None, bf16: bool = False) -> Path:
     return path
 
 
+class RunWriter:
+    """Writes a signscope run in the order `signscope train` does: the references and an
+    incomplete ``run.json`` first, then a ``metrics.jsonl`` line per epoch, and per level its
+    file and a rewritten ``run.json``; every file through a temporary name and a rename."""
+
+    def __init__(
+        self,
+        path,
+        init: Mapping[str, np.ndarray],
+        rewind: Mapping[str, np.ndarray] | None = None,
+        method: str = "lrr",
+        seed: int = 0,
+        config: Mapping | None = None,
+        bf16: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.init, self.rewind = dict(init), dict(rewind if rewind is not None else init)
+        self.method, self.bf16 = method, bf16
+        self.prunable = [n for n, a in init.items() if a.ndim >= 2 and n.endswith("weight")]
+        self.n_prunable = sum(int(np.asarray(init[n]).size) for n in self.prunable)
+        self.config = {
+            "method": method,
+            "seed": seed,
+            "model": "toy",
+            "dataset": "toy",
+            **(config or {}),
+        }
+        self.summary: list[dict] = []
+
+    def start(self) -> None:
+        meta = {"format": FORMAT, "method": self.method}
+        write_safetensors(self.path / INIT_FILE, self.init, {**meta, "kind": "init"}, self.bf16)
+        write_safetensors(
+            self.path / REWIND_FILE, self.rewind, {**meta, "kind": "rewind"}, self.bf16
+        )
+        self.manifest(complete=False)
+
+    def manifest(self, complete: bool) -> None:
+        atomic_write_json(
+            self.path / MANIFEST,
+            {
+                "format": FORMAT,
+                "format_version": 1,
+                "config": self.config,
+                "levels": self.summary,
+                "complete": complete,
+            },
+        )
+
+    def epoch(self, record: Mapping) -> None:
+        atomic_append_line(self.path / METRICS, json.dumps(dict(record)))
+
+    def level(
+        self,
+        weights: Mapping[str, np.ndarray],
+        masks: Mapping[str, np.ndarray] | None = None,
+        test_acc: float | None = None,
+    ) -> None:
+        """Write the next level file, then ``run.json`` with its summary."""
+        lvl = len(self.summary)
+        masks = masks if masks is not None else {n: weights[n] != 0 for n in self.prunable}
+        tensors: dict[str, np.ndarray] = {}
+        alive = 0
+        for name, arr in weights.items():
+            arr = np.asarray(arr)
+            if name in masks:
+                m = np.asarray(masks[name]).astype(bool)
+                arr = np.where(m, arr, 0).astype(arr.dtype)
+                alive += int(m.sum())
+            tensors[name] = arr
+        for name, m in masks.items():
+            tensors[mask_name(name)] = np.asarray(m).astype(np.uint8)
+        density = alive / self.n_prunable if self.n_prunable else 1.0
+        meta = {"format": FORMAT, "level": str(lvl), "density": repr(density)}
+        meta["method"] = self.method
+        if test_acc is not None:
+            meta["test_acc"] = repr(float(test_acc))
+        write_safetensors(self.path / level_filename(lvl), tensors, meta, bf16=self.bf16)
+        self.summary.append(
+            {
+                "level": lvl,
+                "density": density,
+                "alive": alive,
+                "test_acc": None if test_acc is None else float(test_acc),
+            }
+        )
+        self.manifest(complete=False)
+
+
 def write_run(
     path,
     levels: list[Mapping[str, np.ndarray]],
@@ -100,66 +191,29 @@ def write_run(
     masks are derived as ``weight != 0`` for every float tensor of 2+ dims named ``*weight``.
     Pruned weights are zeroed so the files honour the format.
     """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    prunable = [n for n, a in init.items() if a.ndim >= 2 and n.endswith("weight")]
-    n_prunable = sum(int(np.asarray(init[n]).size) for n in prunable)
-    summary = []
+    writer = RunWriter(path, init, rewind, method, seed, config, bf16)
+    writer.start()
     for lvl, weights in enumerate(levels):
-        tensors: dict[str, np.ndarray] = {}
-        lvl_masks = masks[lvl] if masks is not None else {n: weights[n] != 0 for n in prunable}
-        alive = 0
-        for name, arr in weights.items():
-            arr = np.asarray(arr)
-            if name in lvl_masks:
-                m = np.asarray(lvl_masks[name]).astype(bool)
-                arr = np.where(m, arr, 0).astype(arr.dtype)
-                alive += int(m.sum())
-            tensors[name] = arr
-        for name, m in lvl_masks.items():
-            tensors[mask_name(name)] = np.asarray(m).astype(np.uint8)
-        density = alive / n_prunable if n_prunable else 1.0
-        meta = {"format": FORMAT, "level": str(lvl), "density": repr(density), "method": method}
-        if test_acc is not None:
-            meta["test_acc"] = repr(float(test_acc[lvl]))
-        write_safetensors(path / level_filename(lvl), tensors, meta, bf16=bf16)
-        summary.append(
-            {
-                "level": lvl,
-                "density": density,
-                "alive": alive,
-                "test_acc": None if test_acc is None else float(test_acc[lvl]),
-            }
+        writer.level(
+            weights,
+            masks[lvl] if masks is not None else None,
+            None if test_acc is None else test_acc[lvl],
         )
-    meta0 = {"format": FORMAT, "method": method}
-    write_safetensors(path / INIT_FILE, dict(init), {**meta0, "kind": "init"}, bf16=bf16)
-    write_safetensors(
-        path / REWIND_FILE,
-        dict(rewind if rewind is not None else init),
-        {**meta0, "kind": "rewind"},
-        bf16=bf16,
-    )
-    cfg = {"method": method, "seed": seed, "model": "toy", "dataset": "toy", **(config or {})}
-    atomic_write_json(
-        path / MANIFEST,
-        {"format": FORMAT, "format_version": 1, "config": cfg, "levels": summary, "complete": True},
-    )
-    atomic_write_bytes(path / METRICS, b"")
-    return path
+    writer.manifest(complete=True)
+    atomic_write_bytes(writer.path / METRICS, b"")
+    return writer.path
 
 
-def random_run(
-    path,
+def random_levels(
     seed: int = 0,
     n_levels: int = 4,
-    method: str = "lrr",
     shapes: Mapping[str, tuple] | None = None,
     noise: float = 0.5,
-    bf16: bool = False,
     dtype=np.float32,
-) -> Path:
-    """A plausible toy run: prune 20% of the remaining weights by global magnitude each
-    level, perturb the survivors so some signs flip, and carry one BatchNorm layer."""
+):
+    """The arrays of a plausible toy run: prune 20% of the remaining weights by global
+    magnitude each level, perturb the survivors so some signs flip, and carry one BatchNorm
+    layer. Returns (init, levels, masks, test accuracies)."""
     rng = np.random.default_rng(seed)
     shapes = dict(shapes or {"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 16)})
     init = {n: rng.normal(size=s).astype(dtype) for n, s in shapes.items()}
@@ -192,6 +246,59 @@ def random_run(
         masks.append({n: m.copy() for n, m in masks_now.items()})
         current = trained
     acc = [0.9 - 0.01 * lvl + 0.001 * seed for lvl in range(n_levels)]
+    return init, levels, masks, acc
+
+
+def random_run(
+    path,
+    seed: int = 0,
+    n_levels: int = 4,
+    method: str = "lrr",
+    shapes: Mapping[str, tuple] | None = None,
+    noise: float = 0.5,
+    bf16: bool = False,
+    dtype=np.float32,
+) -> Path:
+    """A plausible toy run written at once (see :func:`random_levels`)."""
+    init, levels, masks, acc = random_levels(seed, n_levels, shapes, noise, dtype)
     return write_run(
         path, levels, init, masks=masks, method=method, seed=seed, test_acc=acc, bf16=bf16
     )
+
+
+class GrowingRun:
+    """A :func:`random_run` that grows while something watches it: ``epoch()`` appends the
+    next epoch's metrics line, ``finish_level()`` writes the level file, ``complete()`` marks
+    the run complete, each the way the trainer writes them."""
+
+    def __init__(self, path, seed: int = 0, n_levels: int = 3, epochs: int = 2, **kw) -> None:
+        self.init, self.levels, self.masks, self.acc = random_levels(seed, n_levels)
+        config = {"levels": n_levels, "epochs": epochs}
+        self.writer = RunWriter(path, self.init, seed=seed, config=config, **kw)
+        self.path = self.writer.path
+        self.epochs = epochs
+        self.level, self.done_epochs = 0, 0
+        self.writer.start()
+
+    def epoch(self, seconds: float = 1.0) -> dict:
+        self.done_epochs += 1
+        e = self.done_epochs
+        record = {
+            "level": self.level,
+            "epoch": e,
+            "lr": 0.1,
+            "train_loss": round(2.0 / (e + self.level), 4),
+            "train_acc": round(0.5 + 0.1 * e, 4),
+            "test_acc": round(0.45 + 0.1 * e, 4),
+            "seconds": seconds,
+        }
+        self.writer.epoch(record)
+        return record
+
+    def finish_level(self) -> None:
+        lvl = self.level
+        self.writer.level(self.levels[lvl], self.masks[lvl], self.acc[lvl])
+        self.level, self.done_epochs = lvl + 1, 0
+
+    def complete(self) -> None:
+        self.writer.manifest(complete=True)

@@ -165,8 +165,9 @@ def test_quiet_prints_only_the_summary_lines(tmp_path, capsys):
     )
     assert code == 0
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split()[:2] for line in lines[:2]] == [["level", "0"], ["level", "1"]]
-    assert len(lines) == 3 and lines[2].startswith("run written to")
+    assert lines[0] == f"watch it with: signscope tui {tmp_path / 'q'}"
+    assert [line.split()[:2] for line in lines[1:3]] == [["level", "0"], ["level", "1"]]
+    assert len(lines) == 4 and lines[3].startswith("run written to")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

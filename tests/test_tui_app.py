@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 from runfactory import random_run, write_safetensors
+from terminal import Terminal
 from textual.widgets import DataTable, Input, Static, TabbedContent
 from textual.worker import WorkerCancelled, WorkerFailed
 
@@ -78,6 +79,11 @@ async def settle(pilot) -> None:
         except (WorkerCancelled, WorkerFailed):  # superseded or failed work: the panes show it
             pass
         await pilot.pause()
+
+
+def slot(key) -> tuple | None:
+    """A pane's cache key without its last element, the stamps of the files it reads."""
+    return None if key is None else key[:-1]
 
 
 def rows(app, table_id: str) -> list[list[str]]:
@@ -198,13 +204,13 @@ async def test_coming_back_while_a_result_is_computing(demo, monkeypatch):
         await pilot.press("2")
         await pilot.press("down")  # level 0 of runs/imp
         pane = app.query_one("#flips-pane")
-        await until(pilot, lambda: pane._shown == ("flips", "runs/imp", 0, "init"))
+        await until(pilot, lambda: slot(pane._shown) == ("flips", "runs/imp", 0, "init"))
         await pilot.press("up")  # back to runs/imp, i.e. its last level
-        await until(pilot, lambda: pane._wanted == ("flips", "runs/imp", 3, "init"))
+        await until(pilot, lambda: slot(pane._wanted) == ("flips", "runs/imp", 3, "init"))
         assert pane.busy
         release.set()
         await settle(pilot)
-        assert not pane.busy and pane._shown == ("flips", "runs/imp", 3, "init")
+        assert not pane.busy and slot(pane._shown) == ("flips", "runs/imp", 3, "init")
         assert len(rows(app, "#flips-levels")) == 4
         assert sorted(calls) == [0, 3]
 
@@ -244,7 +250,7 @@ async def test_leaving_a_computation_stops_it(demo, monkeypatch):
         await pilot.pause(0.2)
         await pilot.press("down")  # level 0 instead
         pane = app.query_one("#flips-pane")
-        await until(pilot, lambda: pane._shown == ("flips", "runs/imp", 0, "init"))
+        await until(pilot, lambda: slot(pane._shown) == ("flips", "runs/imp", 0, "init"))
         await until(pilot, lambda: outcome, timeout=3)
         assert outcome == ["stopped"]
 
@@ -437,51 +443,28 @@ def test_cli_rejects_an_unknown_export_format(tmp_path):
     assert result.stderr.startswith("error: --export-format gif")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_tui_in_a_real_terminal(demo):
     """Start `signscope tui` in tmux, read the screen, quit with q."""
-    socket = f"signscope-test-{os.getpid()}"
-    tmux = ["tmux", "-L", socket]
     rc_file = demo / "rc"
     # Textual draws on stderr, so it cannot be redirected; the exit status tells failures.
     command = f"{sys.executable} -m signscope tui runs; echo $? > {rc_file}"
-    # pytest-xdist workers export COLUMNS/LINES, which would override the tmux window size.
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env["TERM"] = "xterm-256color"
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", command],
-        check=True,
-        cwd=demo,
-        env=env,
-    )
+    with Terminal(command, cwd=demo) as term:
 
-    def screen() -> str:
-        return subprocess.run(
-            [*tmux, "capture-pane", "-p", "-t", "tui"], capture_output=True, text=True
-        ).stdout
+        def why() -> str:
+            status = rc_file.read_text() if rc_file.exists() else "still running"
+            return f"screen:\n{text}\nexit status: {status}"
 
-    def why() -> str:
-        status = rc_file.read_text() if rc_file.exists() else "still running"
-        return f"screen:\n{text}\nexit status: {status}"
-
-    try:
-        text = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not rc_file.exists():
-            text = screen()
-            if "test accuracy" in text and "zbroken" in text:
-                break
-            time.sleep(0.2)
+        text = term.wait_for("test accuracy", "zbroken", stop=rc_file.exists)
         assert "runs/imp" in text and "Overview" in text, why()
         assert "test accuracy vs sparsity" in text, why()
         assert "✗ zbroken" in text, why()
-        subprocess.run([*tmux, "send-keys", "-t", "tui", "q"], check=True)
+        term.send("q")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not rc_file.exists():
             time.sleep(0.1)
         assert rc_file.exists() and rc_file.read_text().strip() == "0", why()
-    finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
 @pilot_test

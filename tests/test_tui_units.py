@@ -82,9 +82,21 @@ def test_store_does_not_cache_failures_or_results_from_before_a_clear():
     assert store.peek("x") is None
 
 
+def test_store_keeps_one_value_per_key_without_its_file_stamps():
+    # The last element of a key is the stamps of the files the value came from: a value
+    # computed from newer files replaces the older one, which can never be asked for again.
+    store = Store()
+    store.get(("flips", "runs/a", 0, ("stamps", 1)), lambda: "old")
+    store.get(("flips", "runs/a", 1, ("stamps", 1)), lambda: "level 1")
+    store.get(("flips", "runs/a", 0, ("stamps", 2)), lambda: "new")
+    assert store.peek(("flips", "runs/a", 0, ("stamps", 1))) is None
+    assert store.peek(("flips", "runs/a", 0, ("stamps", 2))) == "new"
+    assert store.peek(("flips", "runs/a", 1, ("stamps", 1))) == "level 1"
+
+
 def test_store_run_wraps_open_errors_with_the_label(tmp_path):
     with pytest.raises(RunOpenError) as info:
-        Store().run(str(tmp_path / "nothing"))
+        Store().run(_run(str(tmp_path / "nothing")))
     assert info.value.label == str(tmp_path / "nothing")
     assert isinstance(info.value, SignscopeError)
 

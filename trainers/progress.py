@@ -2,11 +2,14 @@
 
 In a terminal: a rich live line with level, epoch, loss, accuracy, learning rate and the ETA
 of the whole run, and one summary line per finished level. ``--quiet`` prints only the summary
-lines. Without a terminal (logs, CI) the live line becomes one plain line per epoch.
+lines. Without a terminal (logs, CI) the live line becomes one plain line per epoch. Every
+reporter prints, once at the start, the ``signscope tui OUT`` command that watches the run.
 """
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -40,6 +43,10 @@ class Reporter:
 
     def start(self, levels: int, epochs: int, total_steps: int, done_steps: int) -> None:
         self.levels, self.epochs = levels, epochs
+
+    def watch_hint(self, out: Path) -> None:
+        """Once, when the run folder holds its run.json: the command that follows the run."""
+        self.note(f"watch it with: signscope tui {shlex.quote(str(out))}")
 
     def level_start(self, level: int) -> None:
         pass

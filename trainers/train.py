@@ -358,6 +358,7 @@ def _train(
         else:
             prev_state, masks = None, dense_masks(prunable)
         session.manifest(complete=False)
+        reporter.watch_hint(out)
 
         reporter.start(
             cfg.levels,

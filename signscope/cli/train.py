@@ -168,7 +168,12 @@ def train(
         ),
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print only one summary line per level.")
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print only the command that watches the run, then one summary line per level.",
+        ),
     ] = False,
     amp: AmpOption = "auto",
     compile: CompileOption = False,

@@ -34,6 +34,9 @@ def tui(
 ) -> None:
     """Browse runs, levels, layers, sign flips, BatchNorm and mask overlap in the terminal.
 
+    Runs in training are followed as they go: new runs, levels and epochs appear by
+    themselves, with each run's level, epoch, time since its last epoch and ETA.
+
     Keys: [bold]q[/bold] quit, [bold]r[/bold] reload, [bold]c[/bold] mark two runs for
     Compare, [bold]e[/bold] export the current figure, [bold]/[/bold] filter layers,
     [bold]f[/bold] flips from init or rewind, [bold]?[/bold] help.

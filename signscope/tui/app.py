@@ -2,7 +2,11 @@
 
 Layout: the run tree on the left, one tab per view on the right. Discovery and every metric
 run in thread workers, so the screen stays responsive on multi-GB runs; results are kept per
-(run, level, compared run) until ``r``.
+(run, level, compared run) while the files they come from are unchanged.
+
+The app is also a monitor: every POLL_S seconds a :class:`Watcher` poll (stats,
+and headers of new files only) finds new runs, levels and epochs, and a run that completed;
+the tree and the selected tab follow without a key. ``r`` still starts over.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane, Tree
 
-from signscope.discover import Discovery, FoundRun, discover
+from signscope.discover import Discovery, FoundRun, Watcher
 from signscope.display import literal, printable
 from signscope.errors import SignscopeError
 from signscope.tui.batchnorm import BatchNormPane
@@ -51,6 +55,11 @@ TABS = (
 SETTLE_S = 0.12
 # How long the app waits for discovery before it starts drawing (see __init__).
 EARLY_DISCOVERY_S = 0.2
+# How often the app looks for changes on disk; a level or epoch shows within about this long.
+POLL_S = 1.0
+# The most of one core that polling may take: on a folder tree so big that a poll costs more
+# than this share of POLL_S, polls are spaced further apart.
+POLL_SHARE = 0.05
 
 
 def _in_thread(fn, *args) -> Future:
@@ -91,14 +100,17 @@ class SignscopeApp(App[None]):
         paths: Sequence[str | os.PathLike] | None = None,
         export_dir: str | os.PathLike = "figures",
         export_format: str = "png",
+        poll_s: float = POLL_S,
     ) -> None:
         super().__init__()
         self.paths = tuple(str(p) for p in (paths or ["."]))
+        self.poll_s = poll_s
+        self.watcher = Watcher(self.paths)
         # The first screen needs the runs. Discovery (headers only) takes ~40 ms for a
         # 20-level ResNet50 run when it has the GIL to itself, but ~0.4 s when it shares it
         # with Textual's start-up. So give it a short head start here; a folder tree too big
         # for that keeps going in its thread, and the tree shows a loading indicator.
-        self._early_discovery: Future | None = _in_thread(discover, self.paths)
+        self._early_discovery: Future | None = _in_thread(self.watcher.poll)
         with contextlib.suppress(TimeoutError):
             self._early_discovery.result(timeout=EARLY_DISCOVERY_S)
         self.export_dir = Path(export_dir)
@@ -106,6 +118,9 @@ class SignscopeApp(App[None]):
         self.exported: list[Path] = []  # every file the e key wrote, in order
         self.store = Store()
         self.runs: dict[str, FoundRun] = {}
+        self._polled: dict[str, FoundRun] = {}  # the runs as the last poll found them
+        self._polling = False
+        self._next_poll = 0.0
         self.selection = Selection()
         self._marks: tuple[str, ...] = ()
         self.reference = "init"
@@ -146,6 +161,7 @@ class SignscopeApp(App[None]):
     def on_mount(self) -> None:
         self.sub_title = printable(" ".join(self.paths))
         self._look_for_runs()
+        self.set_interval(self.poll_s, self._tick, name="poll")
 
     def _look_for_runs(self) -> None:
         tree = self.query_one("#tree", RunTree)
@@ -170,13 +186,41 @@ class SignscopeApp(App[None]):
         early, self._early_discovery = self._early_discovery, None
         if early is not None:
             return early.result()
-        return discover(self.paths)
+        return self.watcher.poll()
+
+    def _tick(self) -> None:
+        if self.quitting:
+            return
+        with contextlib.suppress(NoMatches):  # closing, or the tab's body is being mounted
+            self.query_one("#tree", RunTree).tick(time.time())
+            self._active_pane().clock()
+        if self._polling or self.looking or time.monotonic() < self._next_poll:
+            return
+        self._polling = True
+        self.poll_runs(self.watcher)
+
+    @work(thread=True, group="poll", exit_on_error=False)
+    def poll_runs(self, watcher: Watcher) -> tuple[Watcher, Discovery, float]:
+        """A poll, with the CPU seconds it took (its thread's, not the GIL waits)."""
+        started = time.thread_time()
+        found = watcher.poll()
+        return watcher, found, time.thread_time() - started
 
     def on_worker_state_changed(self, event) -> None:
         worker = event.worker
         if worker.group == "export" and worker.is_finished and worker.result is not None:
             text, severity = worker.result
             self.notify(text, severity=severity, timeout=8)
+            return
+        if worker.group == "poll" and worker.is_finished:
+            self._polling = False
+            if worker.result is None:
+                return
+            watcher, found, cost = worker.result
+            self._next_poll = time.monotonic() + max(0.0, cost / POLL_SHARE - self.poll_s)
+            # A reload replaced the watcher meanwhile: its own discovery is on its way.
+            if watcher is self.watcher and not self.looking:
+                self._follow(found)
             return
         if worker.group != "discover" or not worker.is_finished:
             return
@@ -190,8 +234,36 @@ class SignscopeApp(App[None]):
             return
         self._show_discovery(worker.result)
 
+    def _follow(self, found: Discovery) -> None:
+        """Take in a poll: update the tree in place and refresh the tab if anything changed."""
+        runs: dict[str, FoundRun] = {}
+        changed = set(self._polled) != {r.label for r in found.runs}
+        for run in found.runs:
+            if self._polled.get(run.label) is run:
+                # Unchanged files: keep what the app knows beyond discovery (an open error).
+                runs[run.label] = self.runs.get(run.label, run)
+            else:
+                runs[run.label] = run
+                changed = True
+        self._polled = {r.label: r for r in found.runs}
+        if not changed:
+            return
+        current = self._current_ref()
+        if not runs or not self.runs or current is None or current.label not in runs:
+            self._show_discovery(found)  # to or from the empty state, or the selection is gone
+            return
+        self.runs = runs
+        tree = self.query_one("#tree", RunTree)
+        tree.update_runs(tuple(runs.values()), found.roots)
+        marks = tuple(m for m in self._marks if m in self.runs)
+        if marks != self._marks:
+            self._marks = marks
+            tree.set_marks(marks)
+        self._select(current, quiet=True)
+
     def _show_discovery(self, found: Discovery) -> None:
         previous = self._current_ref()
+        self._polled = {r.label: r for r in found.runs}
         self.runs = {r.label: r for r in found.runs}
         self._marks = tuple(m for m in self._marks if m in self.runs)
         tree = self.query_one("#tree", RunTree)
@@ -249,7 +321,7 @@ class SignscopeApp(App[None]):
             self._settle_timer.stop()
         self._select(event.node.data)
 
-    def _select(self, ref: NodeRef | None) -> None:
+    def _select(self, ref: NodeRef | None, quiet: bool = False) -> None:
         run = self.runs.get(ref.label) if ref is not None else None
         self.selection = Selection(
             run=run,
@@ -258,18 +330,23 @@ class SignscopeApp(App[None]):
             runs=tuple(self.runs.values()),
             reference=self.reference,
         )
-        self._refresh_active()
+        self._refresh_active(quiet)
 
     def _active_pane(self) -> ResultPane:
-        tabs = self.query_one("#tabs", TabbedContent)
-        return self.query_one(f"#{tabs.active}-pane", ResultPane)
+        """The body of the tab on screen; NoMatches while the app closes, or while that body
+        is still being mounted (the tab's activation shows the selection once it is)."""
+        tab = self.query_one("#tabs", TabbedContent).active
+        ready = self._panes_ready.get(tab)
+        if tab != TABS[0][0] and (ready is None or not ready.is_set()):
+            raise NoMatches(f"#{tab}-pane is being mounted")
+        return self.query_one(f"#{tab}-pane", ResultPane)
 
-    def _refresh_active(self) -> None:
+    def _refresh_active(self, quiet: bool = False) -> None:
         try:
             pane = self._active_pane()
-        except NoMatches:  # the app is closing: its widgets are already gone
+        except NoMatches:  # closing, or the pane is being mounted
             return
-        pane.update_selection(self.selection)
+        pane.update_selection(self.selection, quiet)
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         await self._ensure_pane(event.pane.id)
@@ -334,6 +411,7 @@ class SignscopeApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_reload(self) -> None:
+        self.watcher = Watcher(self.paths)  # forgets every listing, header and log it read
         self.store.clear()
         for pane in self.query(ResultPane):
             pane.forget()
@@ -368,7 +446,10 @@ class SignscopeApp(App[None]):
         self.query_one("#layers-pane", LayersPane).focus_filter()
 
     def action_export(self) -> None:
-        pane = self._active_pane()
+        try:
+            pane = self._active_pane()
+        except NoMatches:  # the tab's body is being mounted: nothing on it to export yet
+            return
         try:
             request = pane.figure_request(self.selection)
         except SignscopeError as exc:

@@ -32,10 +32,11 @@ class BatchNormPane(ResultPane):
     def key(self, sel: Selection) -> Hashable | None:
         if sel.run is None or not sel.run.ok or sel.effective_level is None:
             return None
-        return ("bn", sel.run.label, sel.effective_level)
+        level = sel.effective_level
+        return ("bn", sel.run.label, level, sel.run.inputs(level))
 
     def compute(self, sel: Selection, progress) -> dict:
-        return self.store.run(sel.run.label).bn(sel.effective_level)
+        return self.store.run(sel.run).bn(sel.effective_level)
 
     def show(self, result: dict, sel: Selection) -> None:
         stats: pl.DataFrame = result["bn"]
@@ -51,7 +52,7 @@ class BatchNormPane(ResultPane):
         return FigureRequest(
             f"BatchNorm gamma of {run.label} at level {sel.effective_level}",
             ("bn-gamma",),
-            (run.label,),
+            (run,),
             level=sel.effective_level,
         )
 

@@ -41,7 +41,8 @@ class ComparePane(ResultPane):
         pair = sel.pair
         if pair is None or not all(r.ok for r in pair):
             return None
-        return ("compare", pair[0].label, pair[1].label)
+        a, b = pair
+        return ("compare", a.label, b.label, (a.inputs(), b.inputs()))
 
     def idle_message(self, sel: Selection) -> str:
         pair = sel.pair
@@ -59,7 +60,7 @@ class ComparePane(ResultPane):
 
         import signscope
 
-        a, b = (self.store.run(r.label) for r in sel.pair)
+        a, b = (self.store.run(r) for r in sel.pair)
         masks = signscope.masks(a, b).filter(pl.col("layer") == "*")
         signs = signscope.signs(a, b).filter(pl.col("layer") == "*")
         table = masks.join(signs.select("level", "both_alive", "agreement"), on="level", how="left")
@@ -75,7 +76,7 @@ class ComparePane(ResultPane):
         return FigureRequest(
             f"{a.label} vs {b.label}",
             ("mask-overlap", "sign-agreement", "flips-init-diff"),
-            (a.label, b.label),
+            (a, b),
             pair=(a.label, b.label),
         )
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from signscope.discover import FoundRun
 from signscope.errors import SignscopeError
 from signscope.tui.store import Store
 
@@ -29,13 +30,13 @@ class FigureRequest:
 
     title: str
     figures: tuple[str, ...]
-    runs: tuple[str, ...]
+    runs: tuple[FoundRun, ...]
     pair: tuple[str, str] | None = None
     level: int | None = None
 
     @property
     def folder(self) -> str:
-        return folder_name(*(self.pair or self.runs[:1]))
+        return folder_name(*(self.pair or (self.runs[0].label,)))
 
     def export(self, store: Store, out_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]]:
         """Write the figures; return the files and, for figures not drawn, why not.
@@ -45,7 +46,7 @@ class FigureRequest:
         from signscope.figures.build import FigureInputs, build
         from signscope.figures.export import write_figures
 
-        runs = [store.run(label) for label in self.runs]
+        runs = [store.run(found) for found in self.runs]
         inputs = FigureInputs(runs, pair=list(self.pair) if self.pair else None, level=self.level)
         figures = build(inputs, self.figures)
         skipped = [f"{f.name}: {f.reason}" for f in figures if f.chart is None]

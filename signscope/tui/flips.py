@@ -40,10 +40,11 @@ class FlipsPane(ResultPane):
     def key(self, sel: Selection) -> Hashable | None:
         if sel.run is None or not sel.run.ok or sel.effective_level is None:
             return None
-        return ("flips", sel.run.label, sel.effective_level, sel.reference)
+        level = sel.effective_level
+        return ("flips", sel.run.label, level, sel.reference, sel.run.inputs(level))
 
     def compute(self, sel: Selection, progress) -> dict:
-        return self.store.run(sel.run.label).flips(
+        return self.store.run(sel.run).flips(
             at_level=sel.effective_level, reference=sel.reference, progress=progress
         )
 
@@ -77,7 +78,7 @@ class FlipsPane(ResultPane):
         return FigureRequest(
             f"sign flips of {run.label} at level {sel.effective_level}",
             ("last-flip", "flip-count"),
-            (run.label,),
+            (run,),
             level=sel.effective_level,
         )
 

@@ -38,6 +38,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(
                 "Numbers come from the same functions as the CLI "
                 "(signscope flips, masks, signs, bn, acc); each tab is computed once per run, "
-                "level and compared run, then kept until [b]r[/b].",
+                "level and compared run, and kept while those files are unchanged. Runs in "
+                "training are followed without a key: new runs, levels and epochs show within "
+                "seconds; [b]r[/b] starts over.",
                 id="help-note",
             )

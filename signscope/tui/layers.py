@@ -58,8 +58,17 @@ class LayersPane(ResultPane):
     def key(self, sel: Selection) -> Hashable | None:
         if sel.run is None or not sel.run.ok or sel.effective_level is None:
             return None
-        partner = sel.partner.label if sel.partner and sel.partner.ok else None
-        return ("layers", sel.run.label, sel.effective_level, partner, sel.reference)
+        level = sel.effective_level
+        partner = sel.partner if sel.partner and sel.partner.ok else None
+        inputs = (sel.run.inputs(level), partner.inputs(level) if partner else None)
+        return (
+            "layers",
+            sel.run.label,
+            level,
+            partner.label if partner else None,
+            sel.reference,
+            inputs,
+        )
 
     def compute(self, sel: Selection, progress) -> dict:
         import polars as pl
@@ -68,7 +77,7 @@ class LayersPane(ResultPane):
 
         level = sel.effective_level
         label = sel.run.label
-        run = self.store.run(label)
+        run = self.store.run(sel.run)
         layers = run.layers(level).filter(pl.col("prunable"))
         notes = []
         flips = pl.DataFrame(
@@ -77,7 +86,7 @@ class LayersPane(ResultPane):
         try:
             # All levels at once: the per-level flip counts come from one pass over the run.
             per_level = self.store.get(
-                ("flips-per-layer", label, sel.reference),
+                ("flips-per-layer", label, sel.reference, sel.run.inputs()),
                 lambda: run.flips(per_layer=True, reference=sel.reference, progress=progress)[
                     "levels"
                 ],
@@ -91,9 +100,9 @@ class LayersPane(ResultPane):
         partner = sel.partner
         if partner is not None and partner.ok:
             try:
-                other = self.store.run(partner.label)
+                other = self.store.run(partner)
                 signs = self.store.get(
-                    ("signs-per-layer", label, partner.label),
+                    ("signs-per-layer", label, partner.label, (sel.run.inputs(), partner.inputs())),
                     lambda: signscope.signs(run, other, per_layer=True),
                 )
                 agreement = signs.filter((pl.col("level") == level) & (pl.col("layer") != "*"))
@@ -144,7 +153,7 @@ class LayersPane(ResultPane):
         return FigureRequest(
             f"{run.label} vs {partner.label} per layer",
             ("mask-overlap", "sign-agreement"),
-            (run.label, partner.label),
+            (run, partner),
             pair=(run.label, partner.label),
         )
 

@@ -104,7 +104,11 @@ class ResultPane(Vertical):
         return "This run has no levels yet."
 
     def follow(self, sel: Selection) -> None:
-        """Cheap updates when the selection changed but the key did not (e.g. move a cursor)."""
+        """Cheap updates when the selection changed but the key did not (e.g. move a cursor,
+        or a poll found new epochs of the run)."""
+
+    def clock(self) -> None:
+        """Called every second: update what shows the time (e.g. since the last epoch)."""
 
     def prepare(self, sel: Selection) -> None:
         """Show at once what needs no computation (the run's config); runs on the UI thread."""
@@ -175,8 +179,12 @@ class ResultPane(Vertical):
         self._shown = None
         self.result = None
 
-    def update_selection(self, sel: Selection) -> None:
-        """Show ``sel``: from the cache when possible, otherwise through a worker."""
+    def update_selection(self, sel: Selection, quiet: bool = False) -> None:
+        """Show ``sel``: from the cache when possible, otherwise through a worker.
+
+        ``quiet`` (the same run's files changed, not the user's choice) keeps what is on screen,
+        without a loading indicator, until the new result replaces it.
+        """
         self.selection = sel
         key = self.key(sel)
         self._wanted = key
@@ -196,7 +204,8 @@ class ResultPane(Vertical):
             return
         if any(k == key and not w.is_cancelled for w, k in self._pending.items()):
             return  # already on its way
-        self._set_busy(True)
+        if not (quiet and self._shown is not None):
+            self._set_busy(True)
         # Start the worker once this state is painted: its first job imports polars and
         # numpy (~0.4 s holding the GIL), which would otherwise hold back the first screen.
         self.call_after_refresh(self._start_worker, key, sel)

@@ -76,6 +76,19 @@ def draw_bars(
     plot.refresh()
 
 
+def _plot_points(plt, name, xs, ys, colour, yside=None) -> None:
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+    if points:
+        plt.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            label=name,
+            marker="braille",
+            color=colour,
+            yside=yside,
+        )
+
+
 def draw_lines(
     plot: PlotextPlot,
     series: Sequence[tuple[str, Sequence[int], Sequence[float]]],
@@ -89,19 +102,27 @@ def draw_lines(
     _reset(plot, title, xlabel, ylabel)
     plt = plot.plt
     for i, (name, xs, ys) in enumerate(series):
-        points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
-        if not points:
-            continue
-        colour = colours[i] if colours else series_colour(name, i)
-        plt.plot(
-            [p[0] for p in points],
-            [p[1] for p in points],
-            label=name,
-            marker="braille",
-            color=colour,
-        )
+        _plot_points(plt, name, xs, ys, colours[i] if colours else series_colour(name, i))
     if ticks:
         step = max(1, len(ticks) // 8)
         shown = list(ticks)[::step]
+        plt.xticks([t for t, _ in shown], [label for _, label in shown])
+    plot.refresh()
+
+
+def draw_epochs(plot: PlotextPlot, epochs: Sequence, title: str) -> None:
+    """Accuracy (left axis) and training loss (right axis) per epoch, the levels one after
+    the other as in TensorBoard's step axis; the ticks mark where each level starts.
+    ``epochs`` are :class:`signscope.training.Epoch` records."""
+    _reset(plot, title, "level", "accuracy")
+    plt = plot.plt
+    xs = list(range(1, len(epochs) + 1))
+    _plot_points(plt, "train acc", xs, [e.train_acc for e in epochs], "cyan")
+    _plot_points(plt, "test acc", xs, [e.test_acc for e in epochs], "green")
+    _plot_points(plt, "loss", xs, [e.train_loss for e in epochs], "red", yside="right")
+    plt.ylabel("loss", yside="right")
+    starts = [(x, f"L{e.level}") for x, e in zip(xs, epochs, strict=True) if x == 1 or e.epoch == 1]
+    if starts:
+        shown = starts[:: max(1, len(starts) // 8)]
         plt.xticks([t for t, _ in shown], [label for _, label in shown])
     plot.refresh()

@@ -1,18 +1,26 @@
-"""Opened runs and computed tables, shared by every tab and kept until the user reloads.
+"""Opened runs and computed tables, shared by every tab.
 
 The TUI computes each tab's tables once per (run, level, options) key and keeps them, so
 going back to a tab or a level is instant. Workers run in threads, so two tabs may ask for
 the same thing at once: a lock per key makes the second wait for the first instead of
 computing it again.
+
+The last element of every key is the stamps of the files the value was computed from
+(``FoundRun.inputs``), so a value is found again exactly while those files are unchanged, and
+a new level leaves the tables of earlier levels valid. Storing a value replaces the one kept
+under the same key with other stamps (same ``key[:-1]``): that one can never be asked for again.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signscope.errors import SignscopeError
+
+if TYPE_CHECKING:
+    from signscope.discover import FoundRun
 
 
 class RunOpenError(SignscopeError):
@@ -28,6 +36,7 @@ class Store:
 
     def __init__(self) -> None:
         self._values: dict[Hashable, Any] = {}
+        self._slots: dict[Hashable, Hashable] = {}  # key[:-1] -> the key stored under it
         self._locks: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
         self._generation = 0  # bumped by clear(): results started before it are dropped
@@ -51,16 +60,28 @@ class Store:
             value = compute()
             self.computed += 1
             if generation == self._generation:
-                self._values[key] = value
+                self._keep(key, value)
             return value
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        with self._guard:
+            slot = key[:-1] if isinstance(key, tuple) and key else key
+            replaced = self._slots.get(slot)
+            if replaced is not None and replaced != key:
+                self._values.pop(replaced, None)
+                self._locks.pop(replaced, None)
+            self._slots[slot] = key
+            self._values[key] = value
 
     def peek(self, key: Hashable) -> Any | None:
         """The cached value, or None; never computes (safe on the UI thread)."""
         return self._values.get(key)
 
-    def run(self, label: str) -> Any:
-        """The opened run for ``label`` (the path as shown in the tree)."""
+    def run(self, found: FoundRun) -> Any:
+        """The opened run of ``found``, as long as its files are those discovery saw."""
         from signscope.api import open_run
+
+        label = found.label
 
         def open_it() -> Any:
             try:
@@ -68,10 +89,11 @@ class Store:
             except SignscopeError as exc:
                 raise RunOpenError(label, str(exc)) from None
 
-        return self.get(("open", label), open_it)
+        return self.get(("open", label, found.inputs()), open_it)
 
     def clear(self) -> None:
         with self._guard:
             self._generation += 1
             self._values.clear()
+            self._slots.clear()
             self._locks.clear()
