@@ -64,6 +64,7 @@ def test_step_and_constant_schedules():
 def test_every_table1_row_has_a_preset():
     assert set(PRESETS) == {
         "demo",
+        "mnist1d",
         "cifar10-resnet18",
         "cifar100-resnet50",
         "tinyimagenet-resnet50",
