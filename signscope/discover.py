@@ -1,9 +1,11 @@
 """Find every run below some paths, cheaply (SPEC section 2).
 
-A folder holding ``run.json`` is a signscope run; any other folder holding ``*.safetensors``
-files is a plain run. Discovery reads manifests and safetensors *headers* only, never tensor
-data, so listing a folder of multi-GB ResNet50 runs takes milliseconds; the metrics are
-computed later, on demand, by :mod:`signscope.api`.
+A folder holding ``run.json`` is a signscope run; a folder of checkpoint folders (the
+Hugging Face Trainer's ``checkpoint-N/``) a checkpoint-folder run; any other folder holding
+``*.safetensors`` files is a plain run (or one sharded checkpoint). Discovery reads
+manifests and safetensors *headers* only, never tensor data, so listing a folder of multi-GB
+ResNet50 runs takes milliseconds; the metrics are computed later, on demand, by
+:mod:`signscope.api`.
 
 A run that cannot be read is still returned, with ``error`` set, so that a user interface can
 show it (flagged) next to the healthy ones instead of stopping at the first bad file.
@@ -16,8 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signscope.checkpoints import has_checkpoint_subfolders, read_checkpoint, step_of
 from signscope.errors import RunFormatError
-from signscope.reader import locate_run, read_header
+from signscope.reader import locate_run
 from signscope.runformat import MANIFEST, natural_key
 
 # Folders that never hold runs but can be huge to walk.
@@ -26,12 +29,14 @@ _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 
 @dataclass(frozen=True)
 class LevelInfo:
-    """One checkpoint of a run, as far as its header and the manifest tell."""
+    """One checkpoint of a run, as far as its header and the manifest tell. ``file`` is its
+    file name, or its folder's name in a checkpoint-folder run (with the step read from it)."""
 
     level: int
     file: str
     density: float | None = None
     test_acc: float | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class FoundRun:
 
     label: str
     path: Path
-    kind: str  # "signscope" | "plain"
+    kind: str  # "signscope" | "plain" | "checkpoints" | "checkpoint"
     method: str | None = None
     config: dict = field(default_factory=dict)
     levels: tuple[LevelInfo, ...] = ()
@@ -79,17 +84,19 @@ def _describe(label: str, folder: Path) -> FoundRun:
     }
     method = config.get("method")
     levels = []
-    for number, path in enumerate(layout.levels):
-        # read_header checks that every tensor fits in the file: truncated copies show up here.
-        meta = read_header(path).metadata
+    for number, (path, name) in enumerate(zip(layout.levels, layout.labels, strict=True)):
+        # Reading headers checks that every tensor fits in its file and that a sharded
+        # checkpoint matches its index: truncated copies show up here.
+        meta = read_checkpoint(path).metadata
         method = method or meta.get("method")
         row = summary.get(number, {})
         levels.append(
             LevelInfo(
                 level=number,
-                file=path.name,
+                file=name,
                 density=_float(row.get("density", meta.get("density"))),
                 test_acc=_float(row.get("test_acc", meta.get("test_acc"))),
+                step=step_of(name) if layout.kind == "checkpoints" else None,
             )
         )
     return FoundRun(
@@ -102,11 +109,18 @@ def _describe(label: str, folder: Path) -> FoundRun:
     )
 
 
-def _examine(label: str, folder: Path, files: Sequence[str]) -> FoundRun | None:
+def _examine(
+    label: str, folder: Path, files: Sequence[str], subfolders: Sequence[str] = ()
+) -> FoundRun | None:
     is_signscope = MANIFEST in files
-    if not is_signscope and not any(n.endswith(".safetensors") for n in files):
+    if is_signscope:
+        kind = "signscope"
+    elif has_checkpoint_subfolders(folder, files, subfolders):
+        kind = "checkpoints"
+    elif any(n.endswith(".safetensors") for n in files):
+        kind = "plain"
+    else:
         return None
-    kind = "signscope" if is_signscope else "plain"
     try:
         return _describe(label, folder)
     except RunFormatError as exc:
@@ -135,7 +149,7 @@ def _walk(root: str) -> Iterable[FoundRun]:
         return
     for dirpath, dirnames, filenames in os.walk(base, onerror=None):
         rel = os.path.relpath(dirpath, base)
-        found = _examine(_join(root, rel), Path(dirpath), filenames)
+        found = _examine(_join(root, rel), Path(dirpath), filenames, dirnames)
         if found is not None:
             # A run folder is a leaf: its subfolders are not other runs.
             dirnames[:] = []

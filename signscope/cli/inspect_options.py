@@ -16,13 +16,31 @@ import typer
 RunsArgument = Annotated[
     list[str],
     typer.Argument(
-        help="Run folders (signscope runs or folders of *.safetensors).", show_default=False
+        help="Run folders (signscope runs, folders of *.safetensors, folders of checkpoint "
+        "folders) or single checkpoints.",
+        show_default=False,
     ),
 ]
-RunArgument = Annotated[str, typer.Argument(help="Run folder.", show_default=False)]
-RunA = Annotated[str, typer.Argument(help="First run folder.", show_default=False)]
+RunArgument = Annotated[
+    str, typer.Argument(help="Run folder or single checkpoint.", show_default=False)
+]
+RunA = Annotated[
+    str, typer.Argument(help="First run folder or single checkpoint.", show_default=False)
+]
 RunB = Annotated[
-    str, typer.Argument(help="Second run folder (same architecture).", show_default=False)
+    str,
+    typer.Argument(
+        help="Second run folder or single checkpoint (same architecture).", show_default=False
+    ),
+]
+ReferenceOption = Annotated[
+    str,
+    typer.Option(
+        "--reference",
+        metavar="init|rewind|PATH",
+        help="Signs that flips count from: init, rewind (the rewind point), or a checkpoint "
+        "file or folder outside the run, e.g. the base model (tensors matched by name).",
+    ),
 ]
 PerLayerOption = Annotated[
     bool,

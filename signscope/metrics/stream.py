@@ -82,7 +82,7 @@ def read_bits(handles: Handles, ckpt: Checkpoint, name: str, start: int, count: 
 
 
 def _nonfinite(ckpt: Checkpoint, name: str) -> RunFormatError:
-    return RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
+    return RunFormatError(f"{ckpt.file_of(name)}: tensor {name!r} holds NaN or inf values")
 
 
 def sign_planes(
