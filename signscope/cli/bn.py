@@ -28,7 +28,6 @@ def bn(
 
     opened = [open_run(r) for r in runs]
     tables = [run.bn(level) for run in opened]
-    emit({name: pl.concat([t[name] for t in tables]) for name in ("bn", "bn_hist")}, fmt, out, "bn")
     for run in opened:
         if not run.batchnorm:
             print(
@@ -36,3 +35,4 @@ def bn(
                 "NAME.running_var); LayerNorm and RMSNorm scales are not BatchNorm",
                 file=sys.stderr,
             )
+    emit({name: pl.concat([t[name] for t in tables]) for name in ("bn", "bn_hist")}, fmt, out, "bn")
