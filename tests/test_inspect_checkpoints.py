@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -425,3 +426,17 @@ def test_flip_figures_take_the_reference(trainer):
     assert [f.reason for f in figures] == [None, None]
     without = build(FigureInputs([str(trainer.output)]), ["last-flip"])
     assert "--reference PATH" in without[0].reason
+
+
+@pytest.mark.slow
+def test_the_benchmark_script_at_toy_scale(tmp_path):
+    """examples/bench_checkpoints.py writes its Trainer folders and times both commands."""
+    script = Path(__file__).resolve().parent.parent / "examples" / "bench_checkpoints.py"
+    cmd = [sys.executable, str(script), "--scale", "0.002", "--dir", str(tmp_path)]
+    proc = subprocess.run([*cmd, "--no-cold", "--repeat", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| `")]
+    assert [r.split("|")[2].strip() for r in rows] == ["warm", "warm"]
+    run = signscope.open_run(next(tmp_path.glob("tinyllama-*")) / "ft-a")
+    assert run.steps == [1000, 2000, 3000, 4000, 5000]
+    assert run.checkpoints()["files"].to_list() == [1, 1, 2, 1, 1]
