@@ -21,7 +21,7 @@ async def test_checkpoint_folders_with_a_base_model_reference(tmp_path, monkeypa
         weights = {n: a + rng.normal(size=a.shape).astype(np.float32) for n, a in weights.items()}
         write_trainer_checkpoint(tmp_path / "output" / f"checkpoint-{step}", weights)
     monkeypatch.chdir(tmp_path)
-    app = SignscopeApp(["output"], reference="base")
+    app = SignscopeApp(["output"], reference="base", export_dir="figs", export_format="svg")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         tree = app.query_one(Tree)
@@ -41,3 +41,9 @@ async def test_checkpoint_folders_with_a_base_model_reference(tmp_path, monkeypa
             await pilot.press("f")
             await settle(pilot)
             assert app.selection.reference == expected
+        # The exported flip figures count from the same reference (runs of checkpoints have
+        # no init to fall back on).
+        await pilot.press("e")
+        await settle(pilot)
+        names = {p.name for p in app.exported}
+        assert names == {"last-flip.svg", "flip-count.svg"}

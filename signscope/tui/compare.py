@@ -77,6 +77,7 @@ class ComparePane(ResultPane):
             ("mask-overlap", "sign-agreement", "flips-init-diff"),
             (a.label, b.label),
             pair=(a.label, b.label),
+            reference=sel.reference,
         )
 
     def show(self, result: dict, sel: Selection) -> None:

@@ -79,6 +79,7 @@ class FlipsPane(ResultPane):
             ("last-flip", "flip-count"),
             (run.label,),
             level=sel.effective_level,
+            reference=sel.reference,
         )
 
     def follow(self, sel: Selection) -> None:
