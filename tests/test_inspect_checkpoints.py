@@ -404,6 +404,20 @@ def test_signs_of_two_runs_and_of_two_single_checkpoints(trainer):
     )
 
 
+def test_signs_notes_checkpoints_paired_across_steps(trainer):
+    """Levels pair by position; when the steps differ, the CLI says so (and still answers)."""
+    for step, weights in zip((100, 1000), trainer.levels[:2], strict=True):
+        write_trainer_checkpoint(trainer.root / "other" / f"checkpoint-{step}", weights)
+    rc, out, err = cli("signs", trainer.output, trainer.root / "other", "--format", "json")
+    assert rc == 0 and [r["level"] for r in json.loads(out)["signs"]] == [0, 1]
+    assert err.strip() == (
+        f"note: levels are paired by position, not by step: level 0 is step 500 of "
+        f"{trainer.output} and step 100 of {trainer.root / 'other'}"
+    )
+    rc, _, err = cli("masks", trainer.output, trainer.output, "--format", "json")
+    assert rc == 0 and err == ""
+
+
 def test_bn_says_there_is_no_batchnorm(trainer):
     rc, out, err = cli("bn", trainer.output, "--format", "json")
     assert rc == 0 and json.loads(out) == {"bn": [], "bn_hist": []}

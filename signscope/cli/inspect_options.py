@@ -56,6 +56,19 @@ LevelOption = Annotated[
 ]
 
 
+def open_pair(path_a: str, path_b: str):
+    """Open two runs to compare, with a note on stderr when their checkpoints are paired
+    across different training steps."""
+    from signscope.api import open_run
+    from signscope.metrics.compare import common_levels, step_mismatch
+
+    a, b = open_run(path_a), open_run(path_b)
+    note = step_mismatch(a, b, common_levels(a, b))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return a, b
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None]:
     """Yield a ``progress(done, total)`` callback for a transient bar on stderr, or None when
