@@ -1,9 +1,10 @@
 """Find every run below some paths, cheaply, and keep the list current (SPEC section 2).
 
-A folder holding ``run.json`` is a signscope run; any other folder holding ``*.safetensors``
-files is a plain run. Discovery reads manifests and safetensors *headers* only, never tensor
-data, so listing a folder of multi-GB ResNet50 runs takes milliseconds; the metrics are
-computed later, on demand, by :mod:`signscope.api`.
+A folder holding ``run.json`` is a signscope run; a folder of checkpoint folders (the
+Hugging Face Trainer's ``checkpoint-N/``) a checkpoint-folder run; any other folder holding
+``*.safetensors`` files is a plain run (or one sharded checkpoint). Discovery reads manifests
+and safetensors *headers* only, never tensor data, so listing a folder of multi-GB ResNet50
+runs takes milliseconds; the metrics are computed later, on demand, by :mod:`signscope.api`.
 
 :class:`Watcher` repeats discovery while runs train. A poll stats folders and files and reads
 only what changed: a folder is listed again only when its mtime moved, a header is read again
@@ -25,8 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signscope.checkpoints import has_checkpoint_subfolders, read_checkpoint, step_of
 from signscope.errors import RunFormatError
-from signscope.reader import locate_run, read_header
+from signscope.reader import locate_run
 from signscope.runformat import LEVEL_RE, MANIFEST, METRICS, natural_key, read_manifest
 from signscope.training import EpochLog, Stamp, Training, stamp_of, training_of
 
@@ -45,7 +47,8 @@ class LevelInfo:
     file: str
     density: float | None = None
     test_acc: float | None = None
-    stamp: Stamp | None = None  # of the file whose header was read
+    stamp: Stamp | None = None  # of the file (or checkpoint folder) whose header was read
+    step: int | None = None  # training step, from a checkpoint folder's name
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class FoundRun:
 
     label: str
     path: Path
-    kind: str  # "signscope" | "plain"
+    kind: str  # "signscope" | "plain" | "checkpoints" | "checkpoint"
     method: str | None = None
     config: dict = field(default_factory=dict)
     levels: tuple[LevelInfo, ...] = ()
@@ -117,7 +120,7 @@ def _describe(
     }
     method = config.get("method")
     levels = []
-    for number, path in enumerate(layout.levels):
+    for number, (path, name) in enumerate(zip(layout.levels, layout.labels, strict=True)):
         current = stamp(path)
         meta = metadata(path, current)
         method = method or meta.get("method")
@@ -125,10 +128,11 @@ def _describe(
         levels.append(
             LevelInfo(
                 level=number,
-                file=path.name,
+                file=name,
                 density=_float(row.get("density", meta.get("density"))),
                 test_acc=_float(row.get("test_acc", meta.get("test_acc"))),
                 stamp=current,
+                step=step_of(name) if layout.kind == "checkpoints" else None,
             )
         )
     references = tuple(
@@ -169,14 +173,36 @@ class _Listing:
     trusted: bool  # listed well after its last change: an equal mtime means equal contents
     is_run: bool
     signscope: bool
-    stamps: dict[str, Stamp]  # run.json, metrics.jsonl and *.safetensors of a run folder
+    # run.json, metrics.jsonl and *.safetensors of a run folder; of a checkpoint-folder run
+    # also "SUB/" (each subfolder) and "SUB/NAME" (the checkpoint files in it)
+    stamps: dict[str, Stamp]
     subdirs: list[str]  # of a folder that is not a run, in natural order
 
 
 def _relevant(name: str) -> bool:
-    return name in (MANIFEST, METRICS) or (
-        name.endswith(".safetensors") and not name.startswith(".")
-    )
+    return name in (MANIFEST, METRICS) or _checkpoint_file(name)
+
+
+def _checkpoint_file(name: str) -> bool:
+    return name.endswith((".safetensors", ".safetensors.index.json")) and not name.startswith(".")
+
+
+def _subfolder_stamps(path: str, subdirs: list[str]) -> dict[str, Stamp]:
+    """Stamps of a checkpoint-folder run's subfolders and of the checkpoint files in them.
+    A subfolder's own stamp changes when files are added to it, which the parent folder's
+    mtime does not show: the watcher stats these every poll."""
+    stamps = {}
+    for sub in subdirs:
+        folder = os.path.join(path, sub)
+        try:
+            stamps[sub + "/"] = stamp_of(os.stat(folder))
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if _checkpoint_file(entry.name) and entry.is_file():
+                        stamps[f"{sub}/{entry.name}"] = stamp_of(entry.stat())
+        except OSError:
+            continue
+    return stamps
 
 
 def _list(path: str, st: os.stat_result) -> _Listing | None:
@@ -201,6 +227,9 @@ def _list(path: str, st: os.stat_result) -> _Listing | None:
         return None
     signscope = MANIFEST in names
     is_run = signscope or any(n.endswith(".safetensors") for n in names)
+    if not signscope and subdirs and has_checkpoint_subfolders(Path(path), names, subdirs):
+        is_run = True
+        stamps.update(_subfolder_stamps(path, subdirs))
     return _Listing(
         st.st_mtime_ns,
         trusted,
@@ -322,7 +351,9 @@ class Watcher:
         state = self._runs.get(folder)
         if state is None or state.label != label:
             state = self._runs[folder] = _Followed(label, Path(folder).resolve())
-            state.in_place = [(n, os.path.join(folder, n)) for n in (MANIFEST, METRICS)]
+        if fresh or not state.in_place:
+            in_place = (MANIFEST, METRICS, *(n for n in listing.stamps if n.endswith("/")))
+            state.in_place = [(n, os.path.join(folder, n)) for n in in_place]
         stamps = listing.stamps
         if not fresh:
             # The folder's entries are unchanged, but a file may be rewritten in place.
@@ -333,7 +364,7 @@ class Watcher:
                     if current is not None and current != state.seen.get(name):
                         changed[name] = current
             if not changed and state.found is not None:
-                return state.found  # the common case: three stats, nothing else
+                return state.found  # the common case: a few stats, nothing else
             stamps = {**(state.seen or stamps), **changed}
         if not listing.signscope and not first and stamps != state.seen:
             # Plain runs are often copied in place (scp, cp): wait until a poll finds their
@@ -372,14 +403,18 @@ class Watcher:
     def _describe(
         self, state: _Followed, folder: Path, stamps: dict[str, Stamp]
     ) -> tuple[FoundRun, dict | None]:
-        kind = "signscope" if MANIFEST in stamps else "plain"
+        if MANIFEST in stamps:
+            kind = "signscope"
+        else:
+            kind = "checkpoints" if any(n.endswith("/") for n in stamps) else "plain"
 
         def metadata(path: Path, stamp: Stamp) -> dict:
             cached = state.headers.get(path.name)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            # read_header checks that every tensor fits in the file: truncated copies show up.
-            meta = read_header(path).metadata
+            # Reading headers checks that every tensor fits in its file and that a sharded
+            # checkpoint matches its index: truncated copies show up here.
+            meta = read_checkpoint(path).metadata
             self.headers_read += 1
             state.headers[path.name] = (stamp, meta)
             return meta

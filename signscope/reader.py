@@ -17,6 +17,7 @@ import json
 import math
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -87,12 +88,19 @@ class TensorInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The parsed header of one safetensors file; no tensor data is read."""
+    """The parsed header of one safetensors file, or of the shards of a sharded checkpoint
+    (then ``path`` is its folder and ``files`` gives each tensor's shard); no tensor data is
+    read."""
 
     path: Path
     size: int
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str]
+    files: Mapping[str, Path] | None = None
+
+    def file_of(self, name: str) -> Path:
+        """The file that holds tensor ``name`` (offsets in its TensorInfo are into it)."""
+        return self.path if self.files is None else self.files[name]
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
@@ -222,35 +230,41 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> Te
 class RunLayout:
     """Which files of a run folder are its levels and references (SPEC section 2)."""
 
-    kind: str  # "signscope" | "plain"
+    kind: str  # "signscope" | "plain" | "checkpoints" (folder of checkpoint folders) | "checkpoint"
     manifest: dict | None
-    levels: tuple[Path, ...]  # index = level number
+    levels: tuple[Path, ...]  # index = level number; a file, or the folder of a sharded checkpoint
     init: Path | None
     rewind: Path | None
+    labels: tuple[str, ...] = ()  # a name per level: its file, or its checkpoint folder
 
 
 def locate_run(path: Path) -> RunLayout:
     """Find the level files and references of the run in folder ``path``.
 
     A folder with ``run.json`` is a signscope run whose levels are ``level_NNN.safetensors``
-    (0..N without gaps). Any other folder of ``*.safetensors`` is a plain run: its files in
-    natural name order are levels 0, 1, ...; a file whose name starts with ``init`` is the
-    initial reference and ``rewind.safetensors`` the rewind point, neither of them a level.
+    (0..N without gaps). A folder of checkpoint folders, a sharded checkpoint or a checkpoint
+    file given alone are laid out by :func:`signscope.checkpoints.locate_checkpoints`. Any
+    other folder of ``*.safetensors`` is a plain run: its files in natural name order are
+    levels 0, 1, ...; a file whose name starts with ``init`` is the initial reference and
+    ``rewind.safetensors`` the rewind point, neither of them a level.
     """
+    from signscope.checkpoints import locate_checkpoints, single_checkpoint
     from signscope.runformat import INIT_FILE, LEVEL_RE, REWIND_FILE, natural_key, read_manifest
 
     if not path.exists():
         raise RunFormatError(f"{path}: no such file or folder")
+    if path.is_file() and path.name.endswith(".safetensors"):
+        return single_checkpoint(path)
     if not path.is_dir():
         raise RunFormatError(
-            f"{path}: not a run folder (give the folder that holds the checkpoints)"
+            f"{path}: not a run folder or checkpoint (give the folder that holds the "
+            "checkpoints, or a *.safetensors file)"
         )
     try:
-        names = [
-            n for n in os.listdir(path) if n.endswith(".safetensors") and not n.startswith(".")
-        ]
+        entries = os.listdir(path)
     except OSError as exc:
         raise RunFormatError(f"{path}: cannot list the folder ({exc.strerror})") from None
+    names = [n for n in entries if n.endswith(".safetensors") and not n.startswith(".")]
     manifest = read_manifest(path)
     if manifest is not None:
         numbered = sorted((int(m.group(1)), n) for n in names if (m := LEVEL_RE.match(n)))
@@ -268,7 +282,11 @@ def locate_run(path: Path) -> RunLayout:
             tuple(path / n for _, n in numbered),
             path / INIT_FILE if INIT_FILE in names else None,
             path / REWIND_FILE if REWIND_FILE in names else None,
+            labels=tuple(n for _, n in numbered),
         )
+    layout = locate_checkpoints(path, entries)
+    if layout is not None:
+        return layout
     inits = sorted((n for n in names if n.startswith("init")), key=natural_key)
     if len(inits) > 1:
         raise RunFormatError(
@@ -290,6 +308,7 @@ def locate_run(path: Path) -> RunLayout:
         tuple(path / n for n in levels),
         path / inits[0] if inits else None,
         path / REWIND_FILE if REWIND_FILE in names else None,
+        labels=tuple(levels),
     )
 
 
@@ -302,20 +321,20 @@ def _few(names) -> str:
 def check_same_tensors(first: Checkpoint, other: Checkpoint) -> None:
     """Every level must hold the same tensors with the same dtypes and shapes."""
     a, b = first.tensors, other.tensors
+    # Checkpoint folders all hold a model.safetensors: name the first by its whole path there.
+    where = first.path.name if first.path.parent == other.path.parent else first.path
     if a.keys() != b.keys():
         missing, extra = a.keys() - b.keys(), b.keys() - a.keys()
         parts = ([f"lacks {_few(missing)}"] if missing else []) + (
             [f"has extra {_few(extra)}"] if extra else []
         )
-        raise RunFormatError(
-            f"{other.path}: tensor names differ from {first.path.name}: " + "; ".join(parts)
-        )
+        raise RunFormatError(f"{other.path}: tensor names differ from {where}: " + "; ".join(parts))
     for name, info in a.items():
         o = b[name]
         if (o.shape, o.dtype) != (info.shape, info.dtype):
             raise RunFormatError(
                 f"{other.path}: tensor {name!r} is {o.dtype} {o.shape_text} "
-                f"but {info.dtype} {info.shape_text} in {first.path.name}"
+                f"but {info.dtype} {info.shape_text} in {where}"
             )
 
 

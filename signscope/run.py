@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from signscope.checkpoints import ReferenceMatch, match_reference, read_checkpoint, step_of
 from signscope.display import printable
 from signscope.errors import RunFormatError, UsageError
 from signscope.reader import (
@@ -30,6 +31,8 @@ from signscope.reader import (
 )
 
 REFERENCES = ("init", "rewind")
+# What ``reference`` arguments accept: a name above, or a checkpoint file or folder.
+Reference = str | os.PathLike
 
 
 def _float(value) -> float | None:
@@ -40,7 +43,8 @@ def _float(value) -> float | None:
 
 
 class Run:
-    """A signscope run or a plain folder of checkpoints (SPEC section 2).
+    """A signscope run, a plain folder of checkpoints, a folder of checkpoint folders or a
+    single checkpoint (SPEC section 2).
 
     ``label`` is the path exactly as the user gave it; it fills the ``run`` column of every
     table so that output rows can be matched to command-line arguments.
@@ -63,7 +67,7 @@ class Run:
             for row in manifest.get("levels") or []
             if isinstance(row, dict) and isinstance(row.get("level"), int)
         }
-        self._ckpts = [read_header(p) for p in layout.levels]
+        self._ckpts = [read_checkpoint(p) for p in layout.levels]
         first = self._ckpts[0]
         for other in self._ckpts[1:]:
             check_same_tensors(first, other)
@@ -74,6 +78,7 @@ class Run:
                 ref = read_header(ref_path)
                 check_reference(ref, first, self.prunable)
                 self._refs[which] = ref
+        self._external: dict[str, Checkpoint] = {}
         self._alive: dict[int, dict[str, int]] = {}
 
     def __repr__(self) -> str:
@@ -110,10 +115,34 @@ class Run:
         """Prunable tensor name -> shape; runs compare only when these are equal."""
         return {n: self._ckpts[0].tensors[n].shape for n in self.prunable}
 
-    def reference(self, which: str = "init") -> Checkpoint:
-        if which not in REFERENCES:
-            raise UsageError(f"--reference {which!r}: choose init or rewind")
+    @property
+    def level_labels(self) -> list[str]:
+        """Each level's file name, or its checkpoint folder's name in a checkpoint-folder run."""
+        return list(self._layout.labels) or [c.path.name for c in self._ckpts]
+
+    @property
+    def steps(self) -> list[int | None]:
+        """Each level's training step, read from its checkpoint folder's name
+        (``checkpoint-500``); None in runs whose levels are not checkpoint folders."""
+        if self.kind != "checkpoints":
+            return [None] * len(self._ckpts)
+        return [step_of(label) for label in self.level_labels]
+
+    def reference(self, which: Reference = "init") -> Checkpoint:
+        """The checkpoint whose signs flips start from: ``init``, ``rewind``, or the checkpoint
+        file or folder at path ``which`` (outside the run, e.g. a base model)."""
+        if not (isinstance(which, str) and which in REFERENCES):
+            key = os.fspath(which)
+            if key not in self._external:
+                self._external[key] = read_checkpoint(_reference_path(key))
+            return self._external[key]
         ref = self._refs.get(which)
+        if ref is None and self.kind in ("checkpoints", "checkpoint"):
+            raise RunFormatError(
+                f"{self.path}: checkpoints hold no {which} reference; flips need the signs "
+                "of one: give --reference PATH, a checkpoint file or folder such as the base "
+                "model"
+            )
         if ref is None:
             wanted = (
                 (
@@ -129,9 +158,19 @@ class Run:
                 hint = "; --reference rewind counts the flips from the rewind point instead"
             raise RunFormatError(
                 f"{self.path}: no {which} reference ({wanted}); "
-                f"flips need the signs of the reference{hint}"
+                f"flips need the signs of the reference{hint}; --reference PATH takes them "
+                "from a checkpoint outside the run, such as the base model"
             )
         return ref
+
+    def match_reference(self, which: Reference = "init") -> ReferenceMatch:
+        """The reference and the prunable tensors it is compared on: all of them for
+        ``init``/``rewind`` (checked when the run was opened); for a checkpoint outside the
+        run, those it holds with the run's shape (matched by name, at least one)."""
+        ref = self.reference(which)
+        if isinstance(which, str) and which in REFERENCES:
+            return ReferenceMatch(which, ref, tuple(self.prunable), {}, external=False)
+        return match_reference(os.fspath(which), ref, self._ckpts[0], self.prunable, self.label)
 
     def _check_level(self, level: int | None) -> int:
         if level is None:
@@ -178,11 +217,12 @@ class Run:
     def flips(
         self,
         at_level: int | None = None,
-        reference: str = "init",
+        reference: Reference = "init",
         per_layer: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, pl.DataFrame]:
-        """Sign flips (SPEC section 3): the ``levels``, ``last_flip`` and ``flip_count`` tables."""
+        """Sign flips (SPEC section 3): the ``levels``, ``last_flip`` and ``flip_count`` tables,
+        plus ``reference`` (tensors compared and skipped) for a reference outside the run."""
         from signscope.metrics.flips import flip_tables
 
         return flip_tables(self, at_level, reference, per_layer, progress)
@@ -193,15 +233,53 @@ class Run:
 
         return bn_tables(self, self._check_level(level))
 
+    def checkpoints(self) -> pl.DataFrame:
+        """run, level, checkpoint, step, files, size: where each level comes from (size in
+        bytes over all its files; step from a checkpoint folder's name, else null)."""
+        rows = [
+            {
+                "run": self.label,
+                "level": level,
+                "checkpoint": label,
+                "step": step,
+                "files": len(set(ckpt.files.values())) if ckpt.files else 1,
+                "size": ckpt.size,
+            }
+            for level, (label, step, ckpt) in enumerate(
+                zip(self.level_labels, self.steps, self._ckpts, strict=True)
+            )
+        ]
+        schema = {
+            "run": pl.String,
+            "level": pl.Int64,
+            "checkpoint": pl.String,
+            "step": pl.Int64,
+            "files": pl.Int64,
+            "size": pl.Int64,
+        }
+        return pl.DataFrame(rows, schema=schema)
+
     def show(self, level: int | None = None) -> dict[str, pl.DataFrame]:
-        """``config`` (key, value), ``levels`` (= summary) and ``layers`` at ``level``."""
+        """``config`` (key, value), ``checkpoints``, ``levels`` (= summary) and ``layers`` at
+        ``level``."""
         from signscope.metrics.layers import config_table
 
         return {
             "config": config_table(self.config),
+            "checkpoints": self.checkpoints(),
             "levels": self.summary(),
             "layers": self.layers(level),
         }
+
+
+def _reference_path(given: str) -> Path:
+    path = Path(given)
+    if not path.exists():
+        raise RunFormatError(
+            f"{given}: no such file or folder (a reference is init, rewind, or a checkpoint "
+            "file or folder)"
+        )
+    return path
 
 
 def open_run(path: str | os.PathLike | Run) -> Run:

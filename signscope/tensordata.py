@@ -98,12 +98,13 @@ class Handles:
         out = out[shift : shift + nbytes]
         view = memoryview(out)
         done = 0
-        fd = self._fd(ckpt.path)
+        path = ckpt.file_of(info.name)
+        fd = self._fd(path)
         while done < nbytes:
             got = _pread_into(fd, view[done:], offset + done)
             if got <= 0:
                 raise corrupt(
-                    ckpt.path,
+                    path,
                     f"truncated while reading tensor {info.name!r} "
                     "(the file shrank after it was opened?)",
                 )

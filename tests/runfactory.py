@@ -302,3 +302,43 @@ class GrowingRun:
 
     def complete(self) -> None:
         self.writer.manifest(complete=True)
+
+
+# --------------------------------------------------------------------------- Trainer folders
+
+# Files the Hugging Face Trainer writes beside the weights; signscope must never open them.
+TRAINER_EXTRAS = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin")
+
+
+def write_sharded(folder, tensors: Mapping[str, np.ndarray], n_shards: int = 2, bf16=True) -> Path:
+    """A sharded checkpoint as transformers writes it: ``model-0000i-of-0000n.safetensors``
+    holding consecutive groups of tensors, and ``model.safetensors.index.json``."""
+    folder = Path(folder)
+    names = list(tensors)
+    groups = [names[i::n_shards] for i in range(n_shards)]
+    weight_map, total = {}, 0
+    for i, group in enumerate(groups, start=1):
+        shard = f"model-{i:05d}-of-{n_shards:05d}.safetensors"
+        write_safetensors(folder / shard, {n: tensors[n] for n in group}, {"format": "pt"}, bf16)
+        weight_map.update(dict.fromkeys(group, shard))
+        total += sum(tensors[n].size * (2 if bf16 else tensors[n].itemsize) for n in group)
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    return folder
+
+
+def write_trainer_checkpoint(
+    folder, tensors: Mapping[str, np.ndarray], sharded: bool = False, extras: bytes = b""
+) -> Path:
+    """One ``checkpoint-N`` folder: bf16 weights (one file, or two shards and an index),
+    ``trainer_state.json``, ``config.json``, and ``extras`` as each of TRAINER_EXTRAS."""
+    folder = Path(folder)
+    if sharded:
+        write_sharded(folder, tensors)
+    else:
+        write_safetensors(folder / "model.safetensors", tensors, {"format": "pt"}, bf16=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 0, "log_history": []}))
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    for name in TRAINER_EXTRAS:
+        (folder / name).write_bytes(extras)
+    return folder

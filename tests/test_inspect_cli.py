@@ -214,8 +214,14 @@ def test_show(runs, cli, tmp_path):
     root, _ = runs
     out, _ = cli("show", "lrr0", "-f", "json", cwd=root)
     data = json.loads(out)
-    assert list(data) == ["config", "levels", "layers"]
+    assert list(data) == ["config", "checkpoints", "levels", "layers"]
     assert {"key": "method", "value": "lrr"} in data["config"]
+    assert [(r["checkpoint"], r["step"], r["files"]) for r in data["checkpoints"]] == [
+        (f"level_00{i}.safetensors", None, 1) for i in range(3)
+    ]
+    assert all(
+        r["size"] == (root / "lrr0" / r["checkpoint"]).stat().st_size for r in data["checkpoints"]
+    )
     assert [r["level"] for r in data["levels"]] == [0, 1, 2]
     conv = next(r for r in data["layers"] if r["layer"] == "conv1.weight")
     assert (conv["shape"], conv["numel"], conv["prunable"]) == ("4x1x3x3", 36, True)

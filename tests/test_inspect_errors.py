@@ -3,8 +3,6 @@ and the CLI turns it into one `error:` line with exit status 1 (issue 3, item 6)
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import struct
 import subprocess
@@ -12,30 +10,14 @@ import sys
 
 import numpy as np
 import pytest
+from cliutil import assert_one_error_line as _assert_one_error_line
+from cliutil import cli as _cli
 from runfactory import random_run, write_run, write_safetensors
 
 import signscope
-from signscope.cli import main
 from signscope.errors import RunFormatError
 
 W = {"fc.weight": np.array([[1.0, -2.0], [3.0, 0.5]], np.float32)}
-
-
-def _cli(*args):
-    """The CLI entry point in-process, with stderr captured as the user would see it."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def _assert_one_error_line(rc, err, *needles):
-    assert rc == 1
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def test_missing_path(tmp_path):
@@ -62,10 +44,14 @@ def test_folder_without_checkpoints(tmp_path):
     _assert_one_error_line(rc, err, "no checkpoints")
 
 
-def test_a_file_is_not_a_run(tmp_path):
+def test_a_checkpoint_file_is_a_run_of_one_level_and_other_files_are_not_runs(tmp_path):
     path = write_safetensors(tmp_path / "x.safetensors", W)
-    with pytest.raises(RunFormatError, match="not a run folder"):
-        signscope.open_run(path)
+    run = signscope.open_run(path)
+    assert (run.kind, run.levels, run.level_labels) == ("checkpoint", [0], ["x.safetensors"])
+    other = tmp_path / "notes.txt"
+    other.write_text("hi")
+    with pytest.raises(RunFormatError, match="not a run folder or checkpoint"):
+        signscope.open_run(other)
 
 
 def test_truncated_checkpoint(tmp_path):
@@ -220,7 +206,7 @@ def test_mask_with_wrong_dtype_or_shape(tmp_path):
         signscope.open_run(folder)
 
 
-def test_different_architectures_from_the_cli(tmp_path):
+def test_different_architectures_from_thecli(tmp_path):
     a = random_run(tmp_path / "a", seed=1)
     b = random_run(
         tmp_path / "b", seed=1, shapes={"conv1.weight": (4, 1, 3, 3), "fc.weight": (10, 8)}
@@ -233,7 +219,8 @@ def test_usage_errors_exit_2(tmp_path):
     run = random_run(tmp_path / "r", n_levels=2)
     rc, _, err = _cli("flips", run, "--at-level", "5")
     assert rc == 2 and err.startswith("error: level 5:") and len(err.strip().splitlines()) == 1
+    # Not init or rewind: a checkpoint path, and one that does not exist is bad input (1).
     rc, _, err = _cli("flips", run, "--reference", "middle")
-    assert rc == 2 and err.startswith("error:")
+    _assert_one_error_line(rc, err, "middle: no such file or folder", "init, rewind")
     rc, _, err = _cli("bn", run, "--format", "csv")
     assert rc == 2 and "--out" in err

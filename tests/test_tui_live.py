@@ -213,6 +213,40 @@ def test_a_plain_run_being_copied_is_read_only_once_its_files_are_still(tmp_path
     assert len(found) == 1 and found[0].ok and found[0].levels[0].file == "model.safetensors"
 
 
+def test_a_trainer_output_gains_checkpoint_folders_while_watched(tmp_path):
+    """A Hugging Face Trainer writes checkpoint-N/ folders into output/. A new folder, and
+    files written into it after the folder appeared, are seen without a key: the run's
+    subfolders are stat'ed every poll, since their files do not change output/'s mtime."""
+    from runfactory import write_trainer_checkpoint
+
+    weights = {n: np.ones((4, 4), dtype=np.float32) for n in ("a.weight", "b.weight")}
+    output = tmp_path / "output"
+    write_trainer_checkpoint(output / "checkpoint-500", weights)
+    write_trainer_checkpoint(output / "checkpoint-1000", weights, sharded=True)
+    watcher = Watcher([tmp_path])
+    [run] = watcher.poll().runs
+    assert (run.kind, [lvl.step for lvl in run.levels]) == ("checkpoints", [500, 1000])
+
+    late = output / "checkpoint-1500"
+    late.mkdir()  # the folder first, its files a moment later
+    os.utime(output, ns=(0, 0))  # output/'s mtime, now older than the race window, hides it
+    for _ in range(3):  # until output/'s listing is trusted and its stamps have settled
+        watcher.poll()
+    listings = watcher.listings
+    write_trainer_checkpoint(late, weights)
+
+    def steps() -> list:
+        [run] = watcher.poll().runs
+        return [lvl.step for lvl in run.levels]
+
+    for _ in range(4):  # a new file waits for one poll that finds it unchanged
+        if steps() == [500, 1000, 1500]:
+            break
+    assert steps() == [500, 1000, 1500]
+    assert [lvl.file for lvl in watcher.poll().runs[0].levels][-1] == "checkpoint-1500"
+    assert watcher.listings > listings  # seen through checkpoint-1500/'s own stamp
+
+
 def test_a_new_folder_with_only_the_trainers_first_files_is_not_flagged(tmp_path):
     """`signscope train` writes init.safetensors just before run.json: a poll in between
     must not list the folder as a broken plain run."""

@@ -19,10 +19,20 @@ def bn(
     Count, mean, std, quartiles, fraction near zero (|gamma| < 1e-3) and negative, plus a
     histogram with 0.05-wide bins.
     """
+    import sys
+
     import polars as pl
 
     from signscope.api import open_run
     from signscope.cli.render import emit
 
-    tables = [open_run(r).bn(level) for r in runs]
+    opened = [open_run(r) for r in runs]
+    tables = [run.bn(level) for run in opened]
+    for run in opened:
+        if not run.batchnorm:
+            print(
+                f"note: {run.label} has no BatchNorm layers (NAME.weight beside "
+                "NAME.running_var); LayerNorm and RMSNorm scales are not BatchNorm",
+                file=sys.stderr,
+            )
     emit({name: pl.concat([t[name] for t in tables]) for name in ("bn", "bn_hist")}, fmt, out, "bn")

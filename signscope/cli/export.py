@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from signscope.cli.app import app
+from signscope.cli.inspect_options import ReferenceOption
 from signscope.errors import SignscopeError
 from signscope.figures import FIGURES
 
@@ -67,10 +68,12 @@ FigureOption = Annotated[
 ]
 
 
-def open_inputs(runs: list[str] | None, pair: tuple[str, str] | None, level: int | None):
+def open_inputs(
+    runs: list[str] | None, pair: tuple[str, str] | None, level: int | None, reference: str
+):
     from signscope.figures.build import FigureInputs
 
-    return FigureInputs(runs or [], pair, level)
+    return FigureInputs(runs or [], pair, level, reference)
 
 
 def chosen(figures: list[FigureName] | None) -> list[str]:
@@ -104,6 +107,7 @@ def export_command(
     figure: FigureOption = None,
     pair: PairOption = None,
     level: LevelOption = None,
+    reference: ReferenceOption = "init",
 ) -> None:
     """Write the paper's figures as files named after them (accuracy.png, ...).
 
@@ -114,7 +118,7 @@ def export_command(
     from signscope.figures.build import build
     from signscope.figures.export import write_figures
 
-    inputs = open_inputs(runs, pair, level)
+    inputs = open_inputs(runs, pair, level, reference)
     figures = build(inputs, chosen(figure))
     report_skipped(figures)
     written = write_figures(figures, out, fmt.value)

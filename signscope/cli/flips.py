@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from signscope.cli.app import app
-from signscope.cli.inspect_options import PerLayerOption, RunsArgument
+from signscope.cli.inspect_options import PerLayerOption, ReferenceOption, RunsArgument
 from signscope.cli.render import FormatOption, OutOption, OutputFormat
-
-
-class Reference(StrEnum):
-    init = "init"
-    rewind = "rewind"
 
 
 @app.command()
@@ -30,12 +24,7 @@ def flips(
             show_default="last level",
         ),
     ] = None,
-    reference: Annotated[
-        Reference,
-        typer.Option(
-            "--reference", help="Signs to compare against: init, or rewind (the rewind point)."
-        ),
-    ] = Reference.init,
+    reference: ReferenceOption = "init",
     per_layer: PerLayerOption = False,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
@@ -44,7 +33,8 @@ def flips(
 
     Tables: [bold]levels[/bold] (density, alive, flips_prev, flips_init per level),
     [bold]last_flip[/bold] (level of each alive weight's last flip, -1 = never) and
-    [bold]flip_count[/bold] (flips per alive weight along its sign trajectory).
+    [bold]flip_count[/bold] (flips per alive weight along its sign trajectory); with
+    --reference PATH also [bold]reference[/bold] (tensors compared and skipped).
     """
     import polars as pl
 
@@ -57,7 +47,7 @@ def flips(
     for run in opened:
         with progress_bar(f"flips {run.label}") as progress:
             tables = run.flips(
-                at_level=at_level, reference=reference.value, per_layer=per_layer, progress=progress
+                at_level=at_level, reference=reference, per_layer=per_layer, progress=progress
             )
         for name, df in tables.items():
             parts.setdefault(name, []).append(df)

@@ -16,13 +16,31 @@ import typer
 RunsArgument = Annotated[
     list[str],
     typer.Argument(
-        help="Run folders (signscope runs or folders of *.safetensors).", show_default=False
+        help="Run folders (signscope runs, folders of *.safetensors, folders of checkpoint "
+        "folders) or single checkpoints.",
+        show_default=False,
     ),
 ]
-RunArgument = Annotated[str, typer.Argument(help="Run folder.", show_default=False)]
-RunA = Annotated[str, typer.Argument(help="First run folder.", show_default=False)]
+RunArgument = Annotated[
+    str, typer.Argument(help="Run folder or single checkpoint.", show_default=False)
+]
+RunA = Annotated[
+    str, typer.Argument(help="First run folder or single checkpoint.", show_default=False)
+]
 RunB = Annotated[
-    str, typer.Argument(help="Second run folder (same architecture).", show_default=False)
+    str,
+    typer.Argument(
+        help="Second run folder or single checkpoint (same architecture).", show_default=False
+    ),
+]
+ReferenceOption = Annotated[
+    str,
+    typer.Option(
+        "--reference",
+        metavar="init|rewind|PATH",
+        help="Signs that flips count from: init, rewind (the rewind point), or a checkpoint "
+        "file or folder outside the run, e.g. the base model (tensors matched by name).",
+    ),
 ]
 PerLayerOption = Annotated[
     bool,
@@ -36,6 +54,19 @@ LevelOption = Annotated[
     int | None,
     typer.Option("--level", "-l", help="Level to inspect.", show_default="last level"),
 ]
+
+
+def open_pair(path_a: str, path_b: str):
+    """Open two runs to compare, with a note on stderr when their checkpoints are paired
+    across different training steps."""
+    from signscope.api import open_run
+    from signscope.metrics.compare import common_levels, step_mismatch
+
+    a, b = open_run(path_a), open_run(path_b)
+    note = step_mismatch(a, b, common_levels(a, b))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return a, b
 
 
 @contextmanager

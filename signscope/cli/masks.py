@@ -21,6 +21,8 @@ def masks(
     random masks with the same layerwise densities (layer '*' = global).
     """
     from signscope.api import masks as mask_overlap
+    from signscope.cli.inspect_options import open_pair
     from signscope.cli.render import emit
 
-    emit({"masks": mask_overlap(run_a, run_b, per_layer=per_layer)}, fmt, out, "masks")
+    a, b = open_pair(run_a, run_b)
+    emit({"masks": mask_overlap(a, b, per_layer=per_layer)}, fmt, out, "masks")

@@ -18,6 +18,7 @@ from signscope.cli.export import (
     open_inputs,
     report_skipped,
 )
+from signscope.cli.inspect_options import ReferenceOption
 
 
 @app.command("report")
@@ -35,6 +36,7 @@ def report_command(
     figure: FigureOption = None,
     pair: PairOption = None,
     level: LevelOption = None,
+    reference: ReferenceOption = "init",
 ) -> None:
     """Write every figure, the runs' configs and the key tables into one HTML file.
 
@@ -44,7 +46,7 @@ def report_command(
     """
     from signscope.figures.report import write_report
 
-    inputs = open_inputs(runs, pair, level)
+    inputs = open_inputs(runs, pair, level, reference)
     figures = write_report(inputs, out, chosen(figure))
     report_skipped(figures)
     drawn = sum(f.chart is not None for f in figures)

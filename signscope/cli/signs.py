@@ -21,6 +21,8 @@ def signs(
     signs (layer '*' = global).
     """
     from signscope.api import signs as sign_agreement
+    from signscope.cli.inspect_options import open_pair
     from signscope.cli.render import emit
 
-    emit({"signs": sign_agreement(run_a, run_b, per_layer=per_layer)}, fmt, out, "signs")
+    a, b = open_pair(run_a, run_b)
+    emit({"signs": sign_agreement(a, b, per_layer=per_layer)}, fmt, out, "signs")

@@ -31,6 +31,16 @@ def tui(
             "--export-format", help="File type of exported figures: png, svg, pdf or html."
         ),
     ] = "png",
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            metavar="PATH",
+            help="A checkpoint file or folder outside the runs (e.g. the base model) that "
+            "sign flips count from; f cycles through it, init and rewind.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Browse runs, levels, layers, sign flips, BatchNorm and mask overlap in the terminal.
 
@@ -39,7 +49,7 @@ def tui(
 
     Keys: [bold]q[/bold] quit, [bold]r[/bold] reload, [bold]c[/bold] mark two runs for
     Compare, [bold]e[/bold] export the current figure, [bold]/[/bold] filter layers,
-    [bold]f[/bold] flips from init or rewind, [bold]?[/bold] help.
+    [bold]f[/bold] flips from init, rewind or --reference, [bold]?[/bold] help.
     """
     from signscope.errors import SignscopeError, UsageError
     from signscope.tui.export import FORMATS
@@ -51,7 +61,11 @@ def tui(
     missing = [p for p in given if not Path(p).exists()]
     if missing:
         raise SignscopeError(f"tui: no such file or folder: {', '.join(missing)}")
+    if reference is not None and not Path(reference).exists():
+        raise SignscopeError(f"--reference {reference}: no such file or folder")
     # Textual is imported here, not at module import, so other commands start fast.
     from signscope.tui.app import SignscopeApp
 
-    SignscopeApp(given, export_dir=export_dir, export_format=export_format).run()
+    SignscopeApp(
+        given, export_dir=export_dir, export_format=export_format, reference=reference
+    ).run()

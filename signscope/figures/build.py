@@ -49,7 +49,8 @@ class FigureInputs:
 
     ``level`` is the level of the single-level figures (``bn-gamma``, ``last-flip``,
     ``flip-count``); by default the last level that every run has, so that runs of different
-    lengths are compared at the same sparsity.
+    lengths are compared at the same sparsity. ``reference`` is where the flip figures count
+    from, as in :meth:`signscope.run.Run.flips`.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class FigureInputs:
         runs: Sequence[str | os.PathLike],
         pair: Sequence[str] | None = None,
         level: int | None = None,
+        reference: str | os.PathLike = "init",
     ) -> None:
         from signscope.api import open_run
 
@@ -79,6 +81,7 @@ class FigureInputs:
         if level is not None and level < 0:
             raise UsageError(f"--level {level}: levels start at 0")
         self.level = last_common if level is None else level
+        self.reference = reference
         self._flips: dict[tuple[int, int | None], dict[str, pl.DataFrame]] = {}
 
     @cached_property
@@ -94,7 +97,7 @@ class FigureInputs:
         at_level = None if at_level == run.levels[-1] else at_level
         key = (id(run), at_level)
         if key not in self._flips:
-            self._flips[key] = run.flips(at_level=at_level)
+            self._flips[key] = run.flips(at_level=at_level, reference=self.reference)
         return self._flips[key]
 
     def need_pair(self, figure: str):

@@ -104,7 +104,9 @@ def bn_tables(run, level: int) -> dict[str, pl.DataFrame]:
             info = ckpt.info(name)
             gamma = as_float(read_tensor(handles, ckpt, name), info.dtype)
             if not np.isfinite(gamma).all():
-                raise RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
+                raise RunFormatError(
+                    f"{ckpt.file_of(name)}: tensor {name!r} holds NaN or inf values"
+                )
             stats_rows.append(
                 {"run": run.label, "level": level, "layer": layer, **gamma_stats(gamma)}
             )

@@ -33,6 +33,21 @@ def common_levels(a, b) -> list[int]:
     return [lvl for lvl in a.levels if lvl in set(b.levels)]
 
 
+def step_mismatch(a, b, levels: list[int]) -> str | None:
+    """Why pairing ``a`` and ``b`` by level number may surprise: the checkpoints of two runs of
+    checkpoint folders are paired by position, which need not be the same training step."""
+    pairs = [(lvl, a.steps[lvl], b.steps[lvl]) for lvl in levels]
+    differ = [(lvl, sa, sb) for lvl, sa, sb in pairs if None not in (sa, sb) and sa != sb]
+    if not differ:
+        return None
+    lvl, sa, sb = differ[0]
+    return (
+        f"levels are paired by position, not by step: level {lvl} is step {sa} of {a.label} "
+        f"and step {sb} of {b.label}"
+        + (f", and so on at {len(differ) - 1} more levels" if len(differ) > 1 else "")
+    )
+
+
 def walk_pairs(
     a,
     b,

@@ -132,7 +132,7 @@ def _walk_chunk(
 def flip_tables(
     run,
     at_level: int | None = None,
-    reference: str = "init",
+    reference="init",
     per_layer: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, pl.DataFrame]:
@@ -141,11 +141,17 @@ def flip_tables(
     ``at_level`` K cuts the run at level K (levels 0..K, trajectories over the weights alive
     at K). With ``per_layer`` every table gets a ``layer`` column: one row group per prunable
     tensor plus the global rows under layer ``"*"``.
+
+    ``reference`` is ``init``, ``rewind`` or a checkpoint file or folder outside the run. A
+    trajectory starts at the reference, so with an outside reference every table covers the
+    prunable tensors it holds with the run's shape (alive and density included), and a fourth
+    table, ``reference``, says how many were compared and which were skipped.
     """
     levels = run.levels_upto(at_level)
     ckpts = [run.checkpoint(lvl) for lvl in levels]
-    ref = run.reference(reference)
-    names = list(run.prunable)
+    match = run.match_reference(reference)
+    ref = match.checkpoint
+    names = list(match.compared)
     n_levels = len(levels)
     shape = (len(names), n_levels)
     alive, flips_prev, flips_init = (
@@ -169,7 +175,7 @@ def flip_tables(
             flips_init[i] += res.flips_init
             last_hist[i] += res.last_hist
             count_hist[i] += res.count_hist
-    return _frames(
+    tables = _frames(
         run.label,
         levels,
         names,
@@ -180,6 +186,31 @@ def flip_tables(
         last_hist,
         count_hist,
         per_layer,
+    )
+    if match.external:
+        tables["reference"] = reference_table(run.label, match)
+    return tables
+
+
+def reference_table(label: str, match) -> pl.DataFrame:
+    """run, reference, compared, skipped, skipped_tensors ("name: reason; ...")."""
+    return pl.DataFrame(
+        [
+            {
+                "run": label,
+                "reference": match.label,
+                "compared": len(match.compared),
+                "skipped": len(match.skipped),
+                "skipped_tensors": "; ".join(f"{n}: {why}" for n, why in match.skipped.items()),
+            }
+        ],
+        schema={
+            "run": pl.String,
+            "reference": pl.String,
+            "compared": pl.Int64,
+            "skipped": pl.Int64,
+            "skipped_tensors": pl.String,
+        },
     )
 
 

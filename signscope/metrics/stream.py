@@ -13,8 +13,10 @@ everything after the first pass works on an eighth of the bytes.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ def workers() -> int:
     return max(1, min(4, cores))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Piece:
     """Elements ``[start, start+count)`` of prunable tensor ``layer`` (index into the list)."""
 
@@ -82,7 +84,7 @@ def read_bits(handles: Handles, ckpt: Checkpoint, name: str, start: int, count: 
 
 
 def _nonfinite(ckpt: Checkpoint, name: str) -> RunFormatError:
-    return RunFormatError(f"{ckpt.path}: tensor {name!r} holds NaN or inf values")
+    return RunFormatError(f"{ckpt.file_of(name)}: tensor {name!r} holds NaN or inf values")
 
 
 def sign_planes(
@@ -248,14 +250,22 @@ def run_pieces(
             yield piece, result
         return
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="signscope") as pool:
-        futures = [(piece, pool.submit(fn, piece)) for piece in work]
+        # A few pieces per thread in flight, not all of them: a 70B model has 130,000
+        # pieces, and a future each would make memory grow with the model.
+        pending: deque = deque()
+        todo = iter(work)
         try:
-            for piece, fut in futures:
+            for piece in itertools.islice(todo, 4 * n):
+                pending.append((piece, pool.submit(fn, piece)))
+            while pending:
+                piece, fut = pending.popleft()
                 result = fut.result()
+                for nxt in itertools.islice(todo, 1):
+                    pending.append((nxt, pool.submit(fn, nxt)))
                 done += piece.count
                 if progress:
                     progress(done, total)
                 yield piece, result
         finally:
-            for _, fut in futures:
+            for _, fut in pending:
                 fut.cancel()

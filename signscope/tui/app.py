@@ -101,6 +101,7 @@ class SignscopeApp(App[None]):
         export_dir: str | os.PathLike = "figures",
         export_format: str = "png",
         poll_s: float = POLL_S,
+        reference: str | None = None,
     ) -> None:
         super().__init__()
         self.paths = tuple(str(p) for p in (paths or ["."]))
@@ -123,7 +124,9 @@ class SignscopeApp(App[None]):
         self._next_poll = 0.0
         self.selection = Selection()
         self._marks: tuple[str, ...] = ()
-        self.reference = "init"
+        # What f cycles through: init, rewind, and a checkpoint outside the runs when given.
+        self.references = ("init", "rewind", *([reference] if reference else []))
+        self.reference = reference or "init"
         self._settle_timer = None
         self._discovery_timer = None
         self._discovering = False
@@ -436,7 +439,8 @@ class SignscopeApp(App[None]):
         self._select(self._current_ref())
 
     def action_reference(self) -> None:
-        self.reference = "rewind" if self.reference == "init" else "init"
+        choices = self.references
+        self.reference = choices[(choices.index(self.reference) + 1) % len(choices)]
         self.notify(f"Sign flips now count from the {self.reference} weights.", timeout=4)
         self._select(self._current_ref())
 

@@ -78,6 +78,7 @@ class ComparePane(ResultPane):
             ("mask-overlap", "sign-agreement", "flips-init-diff"),
             (a, b),
             pair=(a.label, b.label),
+            reference=sel.reference,
         )
 
     def show(self, result: dict, sel: Selection) -> None:

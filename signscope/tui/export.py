@@ -33,6 +33,7 @@ class FigureRequest:
     runs: tuple[FoundRun, ...]
     pair: tuple[str, str] | None = None
     level: int | None = None
+    reference: str = "init"  # where the flip figures count from, as the Flips tab does
 
     @property
     def folder(self) -> str:
@@ -47,7 +48,12 @@ class FigureRequest:
         from signscope.figures.export import write_figures
 
         runs = [store.run(found) for found in self.runs]
-        inputs = FigureInputs(runs, pair=list(self.pair) if self.pair else None, level=self.level)
+        inputs = FigureInputs(
+            runs,
+            pair=list(self.pair) if self.pair else None,
+            level=self.level,
+            reference=self.reference,
+        )
         figures = build(inputs, self.figures)
         skipped = [f"{f.name}: {f.reason}" for f in figures if f.chart is None]
         written = write_figures(figures, out_dir / self.folder, fmt)

@@ -80,6 +80,7 @@ class FlipsPane(ResultPane):
             ("last-flip", "flip-count"),
             (run,),
             level=sel.effective_level,
+            reference=sel.reference,
         )
 
     def follow(self, sel: Selection) -> None:

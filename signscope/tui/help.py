@@ -14,7 +14,7 @@ KEYS = (
     ("1 … 5", "Overview, Flips, Layers, BatchNorm, Compare"),
     ("c", "mark the selected run for comparison (A, then B; again to unmark)"),
     ("/", "filter the layers by name (esc returns to the tree)"),
-    ("f", "count sign flips from the init weights or from the rewind point (SPEC 3 --reference)"),
+    ("f", "count sign flips from init, the rewind point or tui --reference PATH (SPEC 3)"),
     ("e", "export the current tab's figure through signscope's figure layer"),
     ("r", "reload: find runs again and drop cached results"),
     ("tab", "move focus between the tree, the tabs and the tables"),

@@ -219,7 +219,7 @@ class RunTree(Tree[NodeRef]):
             text.append(f"  {sparsity_label(info.density):>6}", style="cyan")
         if info.test_acc is not None:
             text.append(f"  acc {info.test_acc:.3f}", style="green")
-        if run.kind == "plain":
+        if run.kind != "signscope":
             text.append(f"  {info.file}", style="dim")
         return text
 
