@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import altair as alt
 import polars as pl
 
+from signscope.display import sparsity_text
 from signscope.errors import SignscopeError
 
 MAX_TICKS = 12
@@ -30,14 +31,6 @@ def require(frame: pl.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: missing columns {missing} (have {frame.columns})")
-
-
-def sparsity_text(density: float) -> str:
-    """``0.8**3`` -> ``"48.8%"``: three significant digits, like the paper's axis labels."""
-    s = 100.0 * (1.0 - float(density))
-    if abs(s) < 1e-9:
-        return "0%"
-    return f"{s:.3g}%" if s < 99.95 else f"{s:.4g}%"
 
 
 def _thin(values: list[float], limit: int = MAX_TICKS) -> list[float]:
