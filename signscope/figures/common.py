@@ -73,15 +73,6 @@ _SPARSITY_LABEL = (
 )
 
 
-def with_sparsity_label(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``sparsity_label`` ("48.8%") beside ``level``/``density`` for tooltips and tables."""
-    return frame.with_columns(
-        pl.col("density")
-        .map_elements(sparsity_text, return_dtype=pl.String)
-        .alias("sparsity_label")
-    )
-
-
 def level_label_expr(levels: pl.DataFrame) -> str:
     """A Vega label expression that shows a discrete ``level`` axis as sparsity ("48.8%")."""
     require(levels, ("level", "density"), "levels")

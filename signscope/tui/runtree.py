@@ -238,9 +238,6 @@ class RunTree(Tree[NodeRef]):
         self._fill(node, self._runs[label])
         node.expand()
 
-    def error_of(self, label: str) -> str | None:
-        return self._errors.get(label)
-
     def select_ref(self, ref: NodeRef | None) -> bool:
         """Put the cursor on the node for ``ref`` (after a reload); False when it is gone."""
         if ref is None or ref.label not in self._run_nodes:
