@@ -29,7 +29,15 @@ from pathlib import Path
 from signscope.checkpoints import has_checkpoint_subfolders, read_checkpoint, step_of
 from signscope.errors import RunFormatError
 from signscope.reader import locate_run
-from signscope.runformat import LEVEL_RE, MANIFEST, METRICS, natural_key, read_manifest
+from signscope.runformat import (
+    LEVEL_RE,
+    MANIFEST,
+    METRICS,
+    method_label,
+    natural_key,
+    read_manifest,
+    recorded_float,
+)
 from signscope.training import EpochLog, Stamp, Training, stamp_of, training_of
 
 # Folders that never hold runs but can be huge to walk.
@@ -86,13 +94,6 @@ class Discovery:
     problems: tuple[str, ...] = ()
 
 
-def _float(value) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _stat(path: Path | str) -> Stamp | None:
     try:
         return stamp_of(os.stat(path))
@@ -118,19 +119,20 @@ def _describe(
         for row in manifest.get("levels") or []
         if isinstance(row, dict) and isinstance(row.get("level"), int)
     }
-    method = config.get("method")
-    levels = []
+    levels, metas = [], []
     for number, (path, name) in enumerate(zip(layout.levels, layout.labels, strict=True)):
         current = stamp(path)
         meta = metadata(path, current)
-        method = method or meta.get("method")
+        metas.append(meta)
         row = summary.get(number, {})
         levels.append(
             LevelInfo(
                 level=number,
                 file=name,
-                density=_float(row.get("density", meta.get("density"))),
-                test_acc=_float(row.get("test_acc", meta.get("test_acc"))),
+                # Density is counted from the masks, never read from metadata (decisions.md):
+                # the manifest's is the trainer's count; a run without one shows none here.
+                density=recorded_float(row.get("density")),
+                test_acc=recorded_float(row.get("test_acc", meta.get("test_acc"))),
                 stamp=current,
                 step=step_of(name) if layout.kind == "checkpoints" else None,
             )
@@ -142,7 +144,7 @@ def _describe(
         label=label,
         path=folder,
         kind=layout.kind,
-        method=method or None,
+        method=method_label(manifest, metas),
         config=dict(config),
         levels=tuple(levels),
         references=references,
@@ -160,7 +162,7 @@ def _unstarted(label: str, folder: Path, names) -> tuple[FoundRun, dict] | None:
         return None
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
     return (
-        FoundRun(label, folder, "signscope", method=config.get("method"), config=dict(config)),
+        FoundRun(label, folder, "signscope", method=method_label(manifest), config=dict(config)),
         manifest,
     )
 

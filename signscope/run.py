@@ -29,17 +29,11 @@ from signscope.reader import (
     prunable_tensors,
     read_header,
 )
+from signscope.runformat import method_label, recorded_float
 
 REFERENCES = ("init", "rewind")
 # What ``reference`` arguments accept: a name above, or a checkpoint file or folder.
 Reference = str | os.PathLike
-
-
-def _float(value) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class Run:
@@ -60,6 +54,7 @@ class Run:
         self.kind = layout.kind
         self._layout = layout
         manifest = layout.manifest or {}
+        self._manifest = manifest
         config = manifest.get("config")
         self.config: dict = dict(config) if isinstance(config, dict) else {}
         self._manifest_levels = {
@@ -91,15 +86,9 @@ class Run:
 
     @cached_property
     def method(self) -> str | None:
-        """The method label: level metadata ``method`` (``imp``, ``lrr``, ``lrr+bn-rewind``)
-        when recorded, else built from the config."""
-        recorded = self._ckpts[0].metadata.get("method")
-        if recorded:
-            return recorded
-        method = self.config.get("method")
-        if not method:
-            return None
-        return f"{method}+bn-rewind" if self.config.get("bn_rewind") else str(method)
+        """The method label (``imp``, ``lrr``, ``lrr+bn-rewind``, ...): see
+        :func:`signscope.runformat.method_label`."""
+        return method_label(self._manifest, (c.metadata for c in self._ckpts))
 
     @cached_property
     def batchnorm(self) -> list[str]:
@@ -189,8 +178,8 @@ class Run:
     def test_acc(self, level: int) -> float | None:
         meta = self._ckpts[level].metadata.get("test_acc")
         if meta is not None:
-            return _float(meta)
-        return _float(self._manifest_levels.get(level, {}).get("test_acc"))
+            return recorded_float(meta)
+        return recorded_float(self._manifest_levels.get(level, {}).get("test_acc"))
 
     def alive(self, level: int) -> dict[str, int]:
         """Alive weights per prunable tensor at ``level`` (masks, or nonzero without masks)."""

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,41 @@ def level_metadata(
         meta["test_acc"] = repr(float(test_acc))
     meta.update({k: str(v) for k, v in extra.items() if v is not None})
     return meta
+
+
+def method_label(manifest: Mapping | None, metadata: Iterable[Mapping] = ()) -> str | None:
+    """The method label of a recorded run, the one every view shows and groups by.
+
+    ``imp``, ``lrr``, ``lrr+bn-rewind``, ``imp-rand``, ``lrr+imp-mask``...: the ``method``
+    metadata of the first level file that records one (``metadata``: the level files', in
+    order), else the top-level ``method`` of ``run.json`` (``manifest``; the trainer writes it
+    before the first level exists), else ``config.method``, with ``+bn-rewind`` when
+    ``config.bn_rewind``. None when nothing records a method.
+
+    The config comes last because it does not hold the label: ``signscope train`` records
+    ``method: lrr`` and ``bn_rewind: true`` for an ``lrr+bn-rewind`` run, and the variants
+    (``--prune random``, ``--mask-from``...) only as their options.
+    """
+    for meta in metadata:
+        if isinstance(meta.get("method"), str) and meta["method"]:
+            return meta["method"]
+    manifest = manifest if isinstance(manifest, Mapping) else {}
+    if isinstance(manifest.get("method"), str) and manifest["method"]:
+        return manifest["method"]
+    config = manifest.get("config")
+    method = config.get("method") if isinstance(config, Mapping) else None
+    if not method:
+        return None
+    return f"{method}+bn-rewind" if config.get("bn_rewind") else str(method)
+
+
+def recorded_float(value: Any) -> float | None:
+    """A number as run.json or safetensors metadata (strings) record it; None when missing or
+    not a number, so one odd entry leaves a blank instead of failing the whole run."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def write_manifest(

@@ -83,10 +83,25 @@ def write_safetensors(path, tensors, metadata=None, bf16: bool = False) -> Path:
     return path
 
 
+def trainer_config(method: str) -> dict:
+    """What ``signscope train`` records in ``run.json`` ``config`` for a run whose checkpoints
+    record the label ``method``: the config keeps the options apart, so it disagrees with the
+    label (``lrr+bn-rewind`` is ``method: lrr`` with ``bn_rewind: true``; ``imp-rand`` is
+    ``method: imp`` with ``prune: random``)."""
+    config: dict = {}
+    if method.endswith("+bn-rewind"):
+        method, config["bn_rewind"] = method.removesuffix("+bn-rewind"), True
+    if method.endswith("-rand"):
+        method, config["prune"] = method.removesuffix("-rand"), "random"
+    return {"method": method, **config}
+
+
 class RunWriter:
     """Writes a signscope run in the order `signscope train` does: the references and an
     incomplete ``run.json`` first, then a ``metrics.jsonl`` line per epoch, and per level its
-    file and a rewritten ``run.json``; every file through a temporary name and a rename."""
+    file and a rewritten ``run.json``; every file through a temporary name and a rename.
+    ``method`` is the label, recorded as the trainer records it: in the level files' metadata
+    and at the top of ``run.json``, and split into options in ``config`` (trainer_config)."""
 
     def __init__(
         self,
@@ -105,7 +120,7 @@ class RunWriter:
         self.prunable = [n for n, a in init.items() if a.ndim >= 2 and n.endswith("weight")]
         self.n_prunable = sum(int(np.asarray(init[n]).size) for n in self.prunable)
         self.config = {
-            "method": method,
+            **trainer_config(method),
             "seed": seed,
             "model": "toy",
             "dataset": "toy",
@@ -130,6 +145,7 @@ class RunWriter:
                 "config": self.config,
                 "levels": self.summary,
                 "complete": complete,
+                "method": self.method,
             },
         )
 

@@ -351,6 +351,64 @@ async def test_export_writes_the_current_tabs_figure(demo):
 
 
 @pilot_test
+async def test_one_method_label_in_the_tree_the_overview_and_the_exported_figures(
+    tmp_path, monkeypatch
+):
+    """An ``lrr --bn-rewind`` run (config ``method: lrr``, ``bn_rewind: true``; checkpoints
+    ``lrr+bn-rewind``) once read ``lrr`` in the tree, in LRR's orange in the Flips tab, but
+    ``lrr+bn-rewind`` in green in the Overview chart and the exported figures."""
+    import signscope.tui.flips as flips_tab
+    import signscope.tui.overview as overview_tab
+    from signscope.display import METHOD_COLOURS, rgb
+    from signscope.tui.plots import series_colour
+
+    label, green = "lrr+bn-rewind", METHOD_COLOURS["lrr+bn-rewind"]
+    random_run(tmp_path / "runs" / "imp", seed=0, n_levels=3, method="imp")
+    random_run(tmp_path / "runs" / "lrr-bnr", seed=0, n_levels=3, method=label)
+    monkeypatch.chdir(tmp_path)
+    drawn = {}
+
+    def spy(module, name):
+        original = getattr(module, name)
+
+        def record(*args, **kwargs):
+            drawn.setdefault(name, []).append((args, kwargs))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, record)
+
+    spy(overview_tab, "draw_lines")
+    spy(flips_tab, "draw_bars")
+    app = SignscopeApp(["runs"], export_dir="figs", export_format="svg")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one("#tree", RunTree)
+        node = tree.root.children[1]
+        assert str(node.label).split() == ["lrr-bnr", label]
+        tree.move_cursor(node)
+        await settle(pilot)
+        assert app.selection.run.label == "runs/lrr-bnr"
+        series = drawn["draw_lines"][-1][0][1]
+        names = [name for name, _, _ in series]
+        assert sorted(names) == ["imp", label]
+        assert series_colour(label, names.index(label)) == rgb(green)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        assert {kw["colour"] for _, kw in drawn["draw_bars"]} == {rgb(green)}
+        await pilot.press("e")
+        await settle(pilot)
+    folder = Path("figs/runs_lrr-bnr")
+    assert set(app.exported) == {
+        folder / f"{n}.svg" for n in ("accuracy", "last-flip", "flip-count")
+    }
+    accuracy = (folder / "accuracy.svg").read_text()
+    assert f">{label}<" in accuracy and green in accuracy
+    assert green in (folder / "last-flip.svg").read_text()
+
+
+@pilot_test
 async def test_corrupt_run_is_flagged_and_the_app_keeps_working(demo):
     app = SignscopeApp(["runs"])
     async with app.run_test(size=SIZE) as pilot:

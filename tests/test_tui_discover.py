@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
-from runfactory import random_run, write_safetensors
+from runfactory import random_levels, random_run, write_run, write_safetensors
 
+import signscope
 from signscope.discover import discover
+from signscope.runformat import MANIFEST, method_label
 
 
 def _plain(folder, names):
@@ -122,6 +125,82 @@ def test_discovery_reads_headers_only(tmp_path, monkeypatch):
     assert found.runs[0].ok and len(found.runs[0].levels) == 3
     total = sum(p.stat().st_size for p in run.glob("level_*.safetensors"))
     assert 0 < sum(read) < total / 20
+
+
+def _edit_manifest(run, edit) -> None:
+    manifest = json.loads((run / MANIFEST).read_text())
+    edit(manifest)
+    (run / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _edit_metadata(run, edit) -> None:
+    """Rewrite every level file of ``run`` with ``edit`` applied to its metadata."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    for path in run.glob("level_*.safetensors"):
+        with safe_open(path, "np") as fh:
+            meta = fh.metadata()
+        tensors = load_file(path)
+        edit(meta)
+        write_safetensors(path, tensors, meta)
+
+
+def test_one_method_label_where_config_and_metadata_disagree(tmp_path):
+    """``signscope train --method lrr --bn-rewind`` records ``config.method: lrr`` with
+    ``bn_rewind: true``, and the label ``lrr+bn-rewind`` in the level files and at the top of
+    run.json. Discovery (the TUI tree) once read the config first and showed ``lrr``, while
+    ``open_run`` (the Overview, the figures, ``acc``) read the metadata: one run, two labels.
+    """
+    runs = tmp_path / "runs"
+    bnr = random_run(runs / "bnr", n_levels=2, method="lrr+bn-rewind")
+    config = json.loads((bnr / MANIFEST).read_text())["config"]
+    assert (config["method"], config["bn_rewind"]) == ("lrr", True)
+    # --method imp --mask-from RUN: the config holds the options, the files the label.
+    masked = random_run(runs / "masked", n_levels=2, method="imp+lrr-mask")
+    _edit_manifest(masked, lambda m: m["config"].update(method="imp", mask_from="runs/bnr"))
+    # Level files that record no method: the label comes from the config.
+    init, levels, masks, acc = random_levels(0, 2)
+    bare = write_run(runs / "bare", levels, init, masks, test_acc=acc, config={"bn_rewind": True})
+    _edit_metadata(bare, lambda meta: meta.pop("method"))
+    _edit_manifest(bare, lambda m: m.pop("method"))
+    found = {r.path.name: r.method for r in discover([runs]).runs}
+    opened = {name: signscope.open_run(runs / name).method for name in found}
+    expected = {"bnr": "lrr+bn-rewind", "masked": "imp+lrr-mask", "bare": "lrr+bn-rewind"}
+    assert found == opened == expected
+
+
+def test_a_run_before_its_first_level_has_its_label(tmp_path):
+    """Before level 0 is written, run.json's top-level ``method`` is the only place that
+    holds the label; the tree must not show ``lrr`` first and ``lrr+bn-rewind`` later."""
+    run = tmp_path / "bnr"
+    run.mkdir()
+    config = {"method": "lrr", "bn_rewind": True, "prune": "random"}
+    manifest = {"format": "signscope/1", "config": config, "levels": [], "complete": False}
+    (run / MANIFEST).write_text(json.dumps({**manifest, "method": "lrr-rand+bn-rewind"}))
+    assert [r.method for r in discover([run]).runs] == ["lrr-rand+bn-rewind"]
+    assert method_label(manifest) == "lrr+bn-rewind"  # without it: only what the config says
+    assert method_label({"config": {"method": "imp"}}, [{"format": "pt"}]) == "imp"
+    assert method_label(None, [{}, {"method": "lrr"}]) == "lrr"
+    assert method_label(None) is None and method_label({"config": "junk"}) is None
+
+
+def test_discovery_never_takes_density_from_metadata(tmp_path):
+    """Density is counted from the masks (decisions.md): the tree shows the manifest's count,
+    and nothing for a run without one, whatever a level file's metadata claims."""
+    run = random_run(tmp_path / "runs" / "r", n_levels=2)
+    _edit_metadata(run, lambda meta: meta.update(density="0.125"))
+    plain = tmp_path / "runs" / "plain"
+    _plain(plain, ["a.safetensors"])
+    weights = {"fc.weight": np.ones((3, 4), np.float32)}
+    write_safetensors(plain / "b.safetensors", weights, {"density": "0.125", "test_acc": "0.5"})
+    found = {r.path.name: r for r in discover([tmp_path / "runs"]).runs}
+    expected = signscope.open_run(run).summary()["density"].to_list()
+    assert [lvl.density for lvl in found["r"].levels] == expected
+    assert [(lvl.density, lvl.test_acc) for lvl in found["plain"].levels] == [
+        (None, None),
+        (None, 0.5),
+    ]
 
 
 def test_the_tui_never_imports_torch():

@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 
 from signscope.discover import FoundRun, LevelInfo
+from signscope.display import METHOD_COLOURS, method_colour, rgb, sparsity_text
 from signscope.errors import SignscopeError
 from signscope.tui.export import folder_name
 from signscope.tui.layers import filter_layers
-from signscope.tui.plots import compact, count_ticks
+from signscope.tui.plots import compact, count_ticks, series_colour
 from signscope.tui.runtree import short_names
 from signscope.tui.state import Selection, toggle_mark
 from signscope.tui.store import RunOpenError, Store
@@ -143,6 +144,14 @@ def test_axis_ticks_are_round_and_compact():
     assert count_ticks(113) == [0, 50, 100, 150]
     assert count_ticks(0) == [0.0]
     assert [compact(v) for v in (0, 950, 200000, 1.5e6)] == ["0", "950", "200k", "1.5M"]
+
+
+def test_method_colours_and_sparsity_text_are_the_figures():
+    # The TUI once kept its own copy of the colours, without the -rand variants.
+    for method in METHOD_COLOURS:
+        assert series_colour(method, 4) == rgb(method_colour(method))
+    assert series_colour("lrr-synflow", 1) == "cyan"  # not a known method: a terminal colour
+    assert [sparsity_text(d) for d in (None, 1.0, 0.8**3, 1e-4)] == ["?", "0%", "48.8%", "99.99%"]
 
 
 def test_a_tab_without_its_hooks_is_refused_when_defined():

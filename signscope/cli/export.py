@@ -16,16 +16,9 @@ import typer
 from signscope.cli.app import app
 from signscope.cli.inspect_options import ReferenceOption
 from signscope.errors import SignscopeError
-from signscope.figures import FIGURES
+from signscope.figures import FIGURES, FigureFormat
 
 FigureName = StrEnum("FigureName", {name.replace("-", "_"): name for name in FIGURES})
-
-
-class ExportFormat(StrEnum):
-    png = "png"
-    svg = "svg"
-    html = "html"
-    pdf = "pdf"
 
 
 RunsArg = Annotated[
@@ -101,9 +94,9 @@ def export_command(
         ),
     ] = ...,
     fmt: Annotated[
-        ExportFormat,
+        FigureFormat,
         typer.Option("--format", "-f", help="png, svg, pdf, or html (offline, interactive)."),
-    ] = ExportFormat.png,
+    ] = FigureFormat.png,
     figure: FigureOption = None,
     pair: PairOption = None,
     level: LevelOption = None,

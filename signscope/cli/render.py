@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,7 @@ from signscope.errors import UsageError
 from signscope.runformat import atomic_write_bytes, atomic_write_text
 
 
-class OutputFormat(str, Enum):  # noqa: UP042 (typer parses plain str Enums)
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"

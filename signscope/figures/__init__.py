@@ -16,6 +16,8 @@ without paying for the plotting stack. Nothing here imports torch.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 FIGURES: tuple[str, ...] = (
     "accuracy",
     "last-flip",
@@ -25,3 +27,12 @@ FIGURES: tuple[str, ...] = (
     "bn-gamma",
     "sign-agreement",
 )
+
+
+class FigureFormat(StrEnum):
+    """The file formats figures are written in (``export --format``, the TUI's ``e``)."""
+
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+    html = "html"

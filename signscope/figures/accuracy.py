@@ -9,8 +9,9 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from signscope.display import UNKNOWN_METHOD
 from signscope.figures.common import FigureUnavailable, require, sparsity_x
-from signscope.figures.theme import UNKNOWN_METHOD, method_scale
+from signscope.figures.theme import method_scale
 
 NAME = "accuracy"
 COLUMNS = ("method", "level", "density", "replicates", "mean", "ci_low", "ci_high")

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import altair as alt
 import polars as pl
 
+from signscope.display import sparsity_text
 from signscope.errors import SignscopeError
 
 MAX_TICKS = 12
@@ -30,14 +31,6 @@ def require(frame: pl.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: missing columns {missing} (have {frame.columns})")
-
-
-def sparsity_text(density: float) -> str:
-    """``0.8**3`` -> ``"48.8%"``: three significant digits, like the paper's axis labels."""
-    s = 100.0 * (1.0 - float(density))
-    if abs(s) < 1e-9:
-        return "0%"
-    return f"{s:.3g}%" if s < 99.95 else f"{s:.4g}%"
 
 
 def _thin(values: list[float], limit: int = MAX_TICKS) -> list[float]:
@@ -78,15 +71,6 @@ _SPARSITY_LABEL = (
     "(1 - datum.value < 0.9995 ? format(100 * (1 - datum.value), '.3~r') "
     ": format(100 * (1 - datum.value), '.4~r')) + '%'"
 )
-
-
-def with_sparsity_label(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``sparsity_label`` ("48.8%") beside ``level``/``density`` for tooltips and tables."""
-    return frame.with_columns(
-        pl.col("density")
-        .map_elements(sparsity_text, return_dtype=pl.String)
-        .alias("sparsity_label")
-    )
 
 
 def level_label_expr(levels: pl.DataFrame) -> str:

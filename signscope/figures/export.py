@@ -8,11 +8,11 @@ for the same reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 
 import altair as alt
 
+from signscope.figures import FigureFormat
 from signscope.figures.build import Figure
 from signscope.figures.page import standalone_html
 from signscope.figures.theme import to_spec
@@ -21,13 +21,6 @@ from signscope.runformat import atomic_write_bytes
 
 # Twice the CSS pixel size: sharp on high-density screens and in slides, still small files.
 PNG_SCALE = 2.0
-
-
-class FigureFormat(StrEnum):
-    png = "png"
-    svg = "svg"
-    html = "html"
-    pdf = "pdf"
 
 
 def render(chart: alt.TopLevelMixin, fmt: FigureFormat | str, name: str = "figure") -> bytes:

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 import altair as alt
 import polars as pl
 
+from signscope.display import UNKNOWN_METHOD
 from signscope.figures.common import FigureUnavailable, global_rows, require, sparsity_x
-from signscope.figures.theme import UNKNOWN_METHOD, method_scale, run_scale
+from signscope.figures.theme import method_scale, run_scale
 
 FACET_COLUMNS = 3
 

@@ -1,48 +1,29 @@
-"""One Altair theme for every signscope figure, and a fixed colour per method.
+"""One Altair theme for every signscope figure, and a colour scale per method.
 
-Colours are part of the figures' meaning: IMP is always blue and LRR always orange, in every
-figure, file and report, so a reader can compare figures at a glance. Methods the table does
-not know get a colour from the remaining palette chosen by a stable hash of their name, so
-they too keep their colour from one export to the next. Several runs of one method (seeds)
-get shades of the method's colour.
+The colours themselves (:data:`signscope.display.METHOD_COLOURS`) are shared with the TUI's
+charts: a method has the same colour in the terminal, in every figure, file and report.
+Several runs of one method (seeds) get shades of the method's colour.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import altair as alt
 
+from signscope.display import (
+    METHOD_COLOURS,
+    SPARE_COLOURS,
+    UNKNOWN_METHOD,
+    method_colour,
+    rgb,
+)
+
 THEME = "signscope"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 WIDTH = 420
 HEIGHT = 260
-
-# Tableau-10 colours: distinguishable in print and for the common colour-vision deficiencies.
-METHOD_COLOURS: dict[str, str] = {
-    "imp": "#4c78a8",
-    "lrr": "#f58518",
-    "lrr+bn-rewind": "#54a24b",
-    "imp-rand": "#9ecae9",
-    "lrr-rand": "#ffbf79",
-    "lrr-rand+bn-rewind": "#88d27a",
-}
-_SPARE = ("#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#eeca3b", "#79706e")
-UNKNOWN_METHOD = "unknown"
-UNKNOWN_COLOUR = "#bab0ac"
-# Where a figure contrasts two runs rather than methods (positive vs negative differences).
-DIVERGING = ("#4c78a8", "#e45756")
-
-
-def method_colour(method: str | None) -> str:
-    """The colour of ``method``: fixed for known methods, a stable spare colour otherwise."""
-    if method is None or method == UNKNOWN_METHOD:
-        return UNKNOWN_COLOUR
-    if method in METHOD_COLOURS:
-        return METHOD_COLOURS[method]
-    return _SPARE[zlib.crc32(method.encode("utf-8")) % len(_SPARE)]
 
 
 def method_scale(methods: Iterable[str | None]) -> alt.Scale:
@@ -52,8 +33,7 @@ def method_scale(methods: Iterable[str | None]) -> alt.Scale:
 
 
 def _mix(hex_colour: str, towards: str, t: float) -> str:
-    a = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
-    b = [int(towards[i : i + 2], 16) for i in (1, 3, 5)]
+    a, b = rgb(hex_colour), rgb(towards)
     return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
 
 
@@ -122,7 +102,7 @@ def signscope_theme() -> alt.theme.ThemeConfig:
             "point": {"size": 40, "filled": True},
             "area": {"opacity": 0.22},
             "bar": {"binSpacing": 1},
-            "range": {"category": [*METHOD_COLOURS.values(), *_SPARE]},
+            "range": {"category": [*METHOD_COLOURS.values(), *SPARE_COLOURS]},
         },
     }
 

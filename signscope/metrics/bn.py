@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from signscope.errors import RunFormatError
+from signscope.metrics.stream import nonfinite_error
 from signscope.tensordata import Handles, as_float, read_tensor
 
 ZERO_TOL = 1e-3
@@ -104,9 +104,7 @@ def bn_tables(run, level: int) -> dict[str, pl.DataFrame]:
             info = ckpt.info(name)
             gamma = as_float(read_tensor(handles, ckpt, name), info.dtype)
             if not np.isfinite(gamma).all():
-                raise RunFormatError(
-                    f"{ckpt.file_of(name)}: tensor {name!r} holds NaN or inf values"
-                )
+                raise nonfinite_error(ckpt, name)
             stats_rows.append(
                 {"run": run.label, "level": level, "layer": layer, **gamma_stats(gamma)}
             )

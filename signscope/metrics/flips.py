@@ -48,8 +48,8 @@ class _ChunkResult:
 def _flips_into(out: np.ndarray, a: Packed, b: Packed) -> None:
     """Packed plane of the weights with a sign in both and different signs."""
     np.bitwise_xor(a.neg, b.neg, out=out)
-    out &= a.live
-    out &= b.live
+    out &= a.signed
+    out &= b.signed
 
 
 def _last_flip_hist(flips: np.ndarray, final: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ def _agreement(handles, ca, cb, name, mask_a, mask_b, piece) -> np.ndarray:
     pb = load(handles, cb, name, mask_b, piece.start, piece.count)
     both = pa.alive & pb.alive
     # Equal signs: both zero, or both nonzero with the same sign bit.
-    differ = (pa.live ^ pb.live) | (pa.live & (pa.neg ^ pb.neg))
+    differ = (pa.signed ^ pb.signed) | (pa.signed & (pa.neg ^ pb.neg))
     return np.array([popcount(both), popcount(both & ~differ)])
 
 

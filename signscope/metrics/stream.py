@@ -83,7 +83,8 @@ def read_bits(handles: Handles, ckpt: Checkpoint, name: str, start: int, count: 
     return raw.view(FLOAT_BITS[info.dtype].int_dtype)
 
 
-def _nonfinite(ckpt: Checkpoint, name: str) -> RunFormatError:
+def nonfinite_error(ckpt: Checkpoint, name: str) -> RunFormatError:
+    """The error for a tensor holding NaN or inf, whose signs and statistics mean nothing."""
     return RunFormatError(f"{ckpt.file_of(name)}: tensor {name!r} holds NaN or inf values")
 
 
@@ -100,14 +101,14 @@ def sign_planes(
         if bits.size and not (
             np.isfinite(np.maximum.reduce(values)) and np.isfinite(np.minimum.reduce(values))
         ):
-            raise _nonfinite(ckpt, name)
+            raise nonfinite_error(ckpt, name)
         np.not_equal(values, spec.float_dtype(0), out=nonzero)
     else:
         mag = np.bitwise_and(
             bits, spec.magnitude, out=scratch(Buffers).mag[: bits.nbytes].view(spec.int_dtype)
         )
         if bits.size and mag.max() >= spec.nonfinite:
-            raise _nonfinite(ckpt, name)
+            raise nonfinite_error(ckpt, name)
         np.not_equal(mag, spec.int_dtype(0), out=nonzero)
     np.less(bits, spec.int_dtype(0), out=neg)
 
@@ -137,13 +138,13 @@ if _bitcount is None:
 class Packed:
     """Bit planes of one chunk of one file (8 weights per byte, ``np.packbits`` order).
 
-    ``alive``: mask (nonzero for maskless runs); ``live``: alive and nonzero, i.e. has a
-    sign; ``neg``: sign bit (meaningful where ``live``). Working on packed bits makes each
+    ``alive``: mask (nonzero for maskless runs); ``signed``: alive and nonzero, i.e. has a
+    sign; ``neg``: sign bit (meaningful where ``signed``). Working on packed bits makes each
     comparison between two files touch an eighth of the bytes.
     """
 
     alive: np.ndarray
-    live: np.ndarray
+    signed: np.ndarray
     neg: np.ndarray
 
     @property
@@ -167,13 +168,13 @@ def load(
     buf: Buffers = scratch(Buffers)
     nonzero, neg = buf.nonzero[:count], buf.neg[:count]
     sign_planes(read_bits(handles, ckpt, name, start, count), ckpt, name, nonzero, neg)
-    live = np.packbits(nonzero)
+    signed = np.packbits(nonzero)
     if mask is None:
-        alive = live
+        alive = signed
     else:
         alive = np.packbits(read_mask(handles, ckpt, mask, start, count))
-        live &= alive
-    return Packed(alive, live, np.packbits(neg))
+        signed &= alive
+    return Packed(alive, signed, np.packbits(neg))
 
 
 def load_alive(

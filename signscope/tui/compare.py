@@ -16,12 +16,12 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from signscope.display import literal
+from signscope.display import literal, sparsity_text
 from signscope.errors import SignscopeError
 from signscope.tui.export import FigureRequest
 from signscope.tui.frames import fill_table
 from signscope.tui.pane import ResultPane
-from signscope.tui.plots import draw_lines, sparsity_label
+from signscope.tui.plots import draw_lines
 from signscope.tui.state import Selection
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class ComparePane(ResultPane):
                 ("jaccard", levels, table["jaccard"].to_list()),
                 ("sign agreement", levels, table["agreement"].to_list()),
             ],
-            [(lvl, sparsity_label(density.get(lvl))) for lvl in levels],
+            [(lvl, sparsity_text(density.get(lvl))) for lvl in levels],
             "mask overlap and sign agreement",
             ylabel="fraction",
             colours=["gray", "cyan", "magenta"],

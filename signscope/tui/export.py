@@ -13,9 +13,10 @@ from pathlib import Path
 
 from signscope.discover import FoundRun
 from signscope.errors import SignscopeError
+from signscope.figures import FigureFormat
 from signscope.tui.store import Store
 
-FORMATS = ("png", "svg", "pdf", "html")
+FORMATS = tuple(FigureFormat)
 
 
 def folder_name(*labels: str) -> str:

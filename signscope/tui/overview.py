@@ -21,13 +21,13 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from signscope.discover import FoundRun
-from signscope.display import config_items
+from signscope.display import config_items, sparsity_text
 from signscope.errors import SignscopeError
 from signscope.training import Epoch, Training, duration_text, read_epochs
 from signscope.tui.export import FigureRequest
 from signscope.tui.frames import fill_rows, fill_table
 from signscope.tui.pane import ResultPane
-from signscope.tui.plots import draw_epochs, draw_lines, sparsity_label
+from signscope.tui.plots import draw_epochs, draw_lines
 from signscope.tui.state import Selection
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class OverviewPane(ResultPane):
         for (method,), part in acc.sort("level").group_by(["method"], maintain_order=True):
             series.append((str(method), part["level"].to_list(), part["mean"].to_list()))
             for level, density in part.select("level", "density").iter_rows():
-                ticks.setdefault(level, sparsity_label(density))
+                ticks.setdefault(level, sparsity_text(density))
         seeds = int(acc["replicates"].max()) if acc.height else 0
         title = (
             "test accuracy vs sparsity" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")

@@ -12,22 +12,17 @@ from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
 
-# The figure theme's method colours (signscope.figures.theme.METHOD_COLOURS: IMP blue, LRR
-# orange), as RGB for plotext; repeated here because importing the figure layer loads Altair,
-# which would cost the first screen most of a second. Other series take plotext's named colours.
-_METHOD_COLOURS = {"imp": (76, 120, 168), "lrr": (245, 133, 24), "lrr+bn-rewind": (84, 162, 75)}
+from signscope.display import METHOD_COLOURS, rgb
+
+# Series that are not a known method take plotext's named colours.
 _SPARE = ("magenta", "cyan", "red", "yellow", "green", "white")
+# plotext takes RGB triples, not CSS hex.
+_METHOD_RGB = {method: rgb(colour) for method, colour in METHOD_COLOURS.items()}
 
 
 def series_colour(name: str | None, index: int) -> str | tuple[int, int, int]:
-    return _METHOD_COLOURS.get(name or "", _SPARE[index % len(_SPARE)])
-
-
-def sparsity_label(density: float | None) -> str:
-    if density is None:
-        return "?"
-    s = 100.0 * (1.0 - float(density))
-    return f"{s:.3g}%" if s < 99.95 else f"{s:.4g}%"
+    """A known method's colour (as in the figures), else a spare one by position."""
+    return _METHOD_RGB.get(name or "", _SPARE[index % len(_SPARE)])
 
 
 def compact(value: float) -> str:

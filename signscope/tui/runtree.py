@@ -16,9 +16,8 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from signscope.discover import FoundRun, LevelInfo
-from signscope.display import printable
+from signscope.display import printable, sparsity_text
 from signscope.training import duration_text
-from signscope.tui.plots import sparsity_label
 
 # Expand every run while the whole tree stays about one screen high; beyond that only the first.
 _EXPAND_ALL_UP_TO = 40
@@ -216,7 +215,7 @@ class RunTree(Tree[NodeRef]):
     def _level_label(run: FoundRun, info: LevelInfo) -> Text:
         text = Text(f"level {info.level:>2}")
         if info.density is not None:
-            text.append(f"  {sparsity_label(info.density):>6}", style="cyan")
+            text.append(f"  {sparsity_text(info.density):>6}", style="cyan")
         if info.test_acc is not None:
             text.append(f"  acc {info.test_acc:.3f}", style="green")
         if run.kind != "signscope":
@@ -238,9 +237,6 @@ class RunTree(Tree[NodeRef]):
         node.set_label(self._run_label(self._runs[label]))
         self._fill(node, self._runs[label])
         node.expand()
-
-    def error_of(self, label: str) -> str | None:
-        return self._errors.get(label)
 
     def select_ref(self, ref: NodeRef | None) -> bool:
         """Put the cursor on the node for ``ref`` (after a reload); False when it is gone."""
