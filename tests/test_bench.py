@@ -220,7 +220,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
     bool() or .tolist() of a device tensor waits for the queue to drain. Counted here on the
     CPU: the number of such reads in one epoch of the real training path (device-resident
     data, augmentation, fused/foreach SGD, masks) must not grow with the number of steps."""
-    from trainers.data import batches, load_dataset
+    from trainers.datasets import load_dataset
     from trainers.models import build_model, prunable_parameters
 
     reads = []
@@ -256,7 +256,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
         train_one_epoch(
             model,
             opt,
-            batches(ds, 16, torch.Generator().manual_seed(0), train=True),
+            ds.batches(16, torch.Generator().manual_seed(0), train=True),
             [0.1] * steps,
             MaskEnforcer(params, masks),
         )

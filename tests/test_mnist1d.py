@@ -13,7 +13,7 @@ pytest.importorskip("mnist1d")
 from signscope.errors import SignscopeError, UsageError  # noqa: E402
 from trainers import mnist1d as signals  # noqa: E402
 from trainers.config import resolve_config  # noqa: E402
-from trainers.data import load_dataset  # noqa: E402
+from trainers.datasets import load_dataset  # noqa: E402
 from trainers.models import build_model, prunable_parameters  # noqa: E402
 
 pytestmark = pytest.mark.torch

@@ -152,7 +152,8 @@ def test_target_alive_stays_within_one_weight_of_the_density():
 
 
 def test_global_magnitude_prunes_smallest_and_breaks_ties_by_position():
-    from trainers.pruning import PruneContext, magnitude
+    from trainers.pruning import PruneContext
+    from trainers.pruning_criteria import magnitude
 
     w = {
         "a.weight": torch.tensor([[1.0, -2.0], [0.5, 3.0]]),

@@ -175,9 +175,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise a user-facing error for names that do not exist and settings that cannot work."""
-        from trainers.data import DATASETS, SIGNAL_DATASETS
+        from trainers.datasets import DATASETS, SIGNAL_DATASETS
         from trainers.models import MODELS, input_mismatch
-        from trainers.pruning import CRITERIA, RANDOM
+        from trainers.pruning_criteria import CRITERIA, RANDOM
 
         _choice("--method", self.method, METHODS)
         _choice("--model", self.model, MODELS)

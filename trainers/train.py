@@ -55,7 +55,7 @@ from trainers.checkpoint import (
     write_reference,
 )
 from trainers.config import RESUMABLE_CHANGES, TrainConfig, check_levels, config_from_json
-from trainers.data import batches, load_dataset
+from trainers.datasets import TrainingData, load_dataset
 from trainers.loop import (
     AMP_MODES,
     EVAL_BATCH,
@@ -72,13 +72,12 @@ from trainers.progress import Reporter
 from trainers.pruning import (
     MaskEnforcer,
     PruneContext,
-    criterion_name,
     dense_masks,
     level_start_state,
     masked,
-    prune,
     target_alive,
 )
+from trainers.pruning_criteria import criterion_name, prune
 from trainers.rundir import RunFolder, check_modes
 from trainers.schedule import level_lrs
 from trainers.variants import LevelVariants
@@ -434,7 +433,7 @@ def _prune(
     session: _Session,
     level: int,
     model: nn.Module,
-    data,
+    data: TrainingData,
     prev_state: State,
     masks: dict,
     prunable: Mapping[str, torch.Tensor],
@@ -499,7 +498,7 @@ def _record_rewind(session: _Session, model: nn.Module) -> State:
 def _train_level(
     session: _Session,
     model: nn.Module,
-    data,
+    data: TrainingData,
     level: int,
     masks,
     prunable,
@@ -527,8 +526,7 @@ def _train_level(
         stats = train_one_epoch(
             session.forward,
             optimizer,
-            batches(
-                data,
+            data.batches(
                 batch,
                 generator,
                 train=True,
@@ -553,7 +551,7 @@ def _train_level(
             distributed.broadcast_buffers(model)  # evaluate with rank 0's BatchNorm statistics
             test_acc = evaluate(
                 session.forward,
-                batches(data, EVAL_BATCH, generator, train=False, rank=rank, world_size=world_size),
+                data.batches(EVAL_BATCH, generator, train=False, rank=rank, world_size=world_size),
                 amp=session.amp,
             )
         record = {
