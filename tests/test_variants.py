@@ -101,6 +101,23 @@ def test_mask_from_trains_with_the_other_runs_mask_at_every_level(base, tmp_path
     )
 
 
+def test_the_other_runs_label_is_read_once_per_training(base, tmp_path, monkeypatch):
+    import trainers.config
+
+    runs, _ = base
+    original, reads = trainers.config.source_label, []
+
+    def counted(path):
+        reads.append(path)
+        return original(path)
+
+    monkeypatch.setattr(trainers.config, "source_label", counted)
+    out = run(small_config(method="lrr", mask_from=str(runs["imp"])), tmp_path / "run")
+    assert reads == [str(runs["imp"])]  # not once per level file and run.json write
+    with safe_open(out / level_filename(LEVELS - 1), "np") as f:
+        assert f.metadata()["method"] == "lrr+imp-mask"
+
+
 def test_mask_from_refuses_a_shorter_run_or_another_architecture(base, tmp_path):
     runs, _ = base
     with pytest.raises(SignscopeError, match=r"--mask-from .*has 3 levels.*needs 5"):

@@ -54,7 +54,7 @@ from trainers.checkpoint import (
     write_level,
     write_reference,
 )
-from trainers.config import RESUMABLE_CHANGES, TrainConfig, check_levels, config_from_json
+from trainers.config import TrainConfig, check_levels, config_for_resume
 from trainers.datasets import TrainingData, load_dataset
 from trainers.loop import (
     AMP_MODES,
@@ -171,6 +171,7 @@ def _training_context(device: torch.device, cfg_threads: int):
 @dataclasses.dataclass
 class _Session:
     cfg: TrainConfig
+    method: str  # cfg.label, read once: it may open the --mask-from/--signs-from run
     out: Path
     device: torch.device
     reporter: Reporter
@@ -190,7 +191,7 @@ class _Session:
                 self.cfg.to_json(),
                 self.summaries,
                 complete,
-                method=self.cfg.label,
+                method=self.method,
                 device=self.device.type,
                 threads=torch.get_num_threads(),
                 amp=amp_label(self.amp, self.device),
@@ -211,13 +212,7 @@ def resume_point(cfg: TrainConfig, out: Path) -> list[int]:
                 f"--resume {out}: no run.json there, so it is not a signscope run to continue"
             )
         return []
-    stored = config_from_json(manifest.get("config", {}), str(out))
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(cfg, f.name):
-            raise UsageError(
-                f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
-                f"{getattr(stored, f.name)!r} in the run"
-            )
+    config_for_resume(manifest.get("config", {}), dataclasses.asdict(cfg), str(out))
     return completed_levels(out)
 
 
@@ -285,6 +280,7 @@ def train(
     reporter = reporter or Reporter()
     session = _Session(
         cfg,
+        cfg.label,
         out,
         device,
         reporter,
@@ -573,7 +569,7 @@ def _train_level(
 
 
 def _finish_level(session: _Session, level: int, state: State, masks, total: int) -> None:
-    cfg, last = session.cfg, session.epochs[-1]
+    last = session.epochs[-1]
     alive = sum(int(m.sum()) for m in masks.values())
     if session.is_main:
         write_level(
@@ -581,7 +577,7 @@ def _finish_level(session: _Session, level: int, state: State, masks, total: int
             level,
             state,
             masks,
-            cfg.label,
+            session.method,
             last["test_acc"],
             train_loss=repr(last["train_loss"]),
             train_acc=repr(last["train_acc"]),
