@@ -1,4 +1,5 @@
-"""Everything issue 7 asks of a GPU machine, in one prepared run that writes one JSON file.
+"""Every measurement the training speed needs from a GPU machine, in one prepared run that
+writes one JSON file.
 
     PYTHONPATH=. python3 examples/gpu_check.py --out $OUT            # on the GPU machine
     python examples/gpu_check.py --smoke --device cpu --out /tmp/g    # here: same code, tiny

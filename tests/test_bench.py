@@ -1,5 +1,5 @@
 """``signscope bench`` at a tiny size on the CPU, and the precision options of the training
-loop (``--amp``) that the benchmark and ``signscope train`` share (issue 7, items 1 and 2)."""
+loop (``--amp``) that the benchmark and ``signscope train`` share."""
 
 import io
 import json
@@ -216,7 +216,7 @@ def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
 
 
 def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
-    """Issue 7: no host synchronisation per step. On a GPU every .item(), float(), int(),
+    """No host synchronisation per step. On a GPU every .item(), float(), int(),
     bool() or .tolist() of a device tensor waits for the queue to drain. Counted here on the
     CPU: the number of such reads in one epoch of the real training path (device-resident
     data, augmentation, fused/foreach SGD, masks) must not grow with the number of steps."""

@@ -1,4 +1,4 @@
-"""Data sets, batching and augmentation of the trainers (issue 2, "the data path").
+"""Data sets, batching and augmentation of the trainers.
 
 The CIFAR and Tiny ImageNet tests write a few images in the real on-disk formats and read them
 back; nothing here needs a network.
@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from signscope.errors import SignscopeError  # noqa: E402
-from trainers.augment import CropFlip, crop_flip, draw_crop_flip, random_crop_flip  # noqa: E402
+from trainers.augment import CropFlip, crop_flip, draw_crop_flip  # noqa: E402
 from trainers.datasets import DATASETS, load_dataset  # noqa: E402
 from trainers.datasets.memory import Dataset  # noqa: E402
 
@@ -416,9 +416,9 @@ def test_crop_flip_matches_a_hand_computation():
     assert crop_flip(x, params, pad=1)[0, 0, 0].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_random_crop_flip_is_always_some_crop_and_flip():
+def test_a_drawn_crop_flip_is_always_some_crop_and_flip():
     x = torch.randn(64, 3, 6, 6, generator=torch.Generator().manual_seed(0))
-    out = random_crop_flip(x, torch.Generator().manual_seed(1), pad=2)
+    out = crop_flip(x, draw_crop_flip(64, torch.Generator().manual_seed(1), pad=2), pad=2)
     assert out.shape == x.shape
     candidates = [
         crop_flip(
@@ -430,7 +430,7 @@ def test_random_crop_flip_is_always_some_crop_and_flip():
     ]
     matches = torch.stack([(c == out).flatten(1).all(1) for c in candidates])  # (50, 64)
     assert bool(matches.any(0).all())
-    again = random_crop_flip(x, torch.Generator().manual_seed(1), pad=2)
+    again = crop_flip(x, draw_crop_flip(64, torch.Generator().manual_seed(1), pad=2), pad=2)
     assert torch.equal(out, again)
 
     params = draw_crop_flip(4000, torch.Generator().manual_seed(2), pad=4)

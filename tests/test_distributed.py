@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (issue 7, item 3), on the CPU with gloo.
+"""Data-parallel training under torchrun, on the CPU with gloo.
 
 The runs are read back the way users read them: ``signscope flips --format json`` and plain
 safetensors, never through the trainers' own loader.

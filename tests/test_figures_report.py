@@ -39,7 +39,7 @@ NO_NETWORK = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("report")
-    # A name that opens an HTML comment inside the figures' JSON scripts (issue 12, item 17).
+    # A name that opens an HTML comment inside the figures' JSON scripts.
     lrr = random_run(root / "lrr<!--<script>", seed=0, method="lrr", n_levels=5)
     imp = random_run(root / "imp", seed=0, method="imp", n_levels=5)
     out = root / "out" / "report.html"

@@ -1,4 +1,4 @@
-"""Inspection never imports torch or torchvision (issue 3, item 3): neither the commands
+"""Inspection never imports torch or torchvision: neither the commands
 nor the Python API, checked in a fresh interpreter each."""
 
 from __future__ import annotations

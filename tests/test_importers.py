@@ -144,7 +144,7 @@ def test_refuses_nonempty_out_unless_forced(torch_prune_folder, tmp_path, capsys
     (out / "level_000.safetensors").write_bytes(b"old")
     code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", out)
     assert code == 2 and err.startswith("error: --out") and "--force" in err
-    assert "--resume" not in err  # import has none (issue 12, item 18)
+    assert "--resume" not in err  # import has no --resume, so the hint must not offer it
     assert (out / "level_000.safetensors").read_bytes() == b"old"
     # --force replaces only what signscope wrote: another model beside it stops the import.
     (out / "my_finetuned_model.safetensors").write_bytes(b"precious")
@@ -683,7 +683,7 @@ def test_paper_code_choose_name_and_init(tmp_path, capsys):
     assert code == 1 and "holds 1 masks" in err and not (tmp_path / "r4").exists()
 
 
-# --------------------------------------------------------------------------- issue 12
+# ---------------------------------------------------------------- unusual and hostile sources
 
 
 class RunsACommand:

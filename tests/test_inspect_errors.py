@@ -1,5 +1,5 @@
 """Bad input: every problem is a RunFormatError that names the file and the problem,
-and the CLI turns it into one `error:` line with exit status 1 (issue 3, item 6)."""
+and the CLI turns it into one `error:` line with exit status 1."""
 
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ def test_cuda_request_without_cuda_is_a_clean_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        # Every check of the command line is a usage error (exit 2; issue 12, item 14).
+        # Every check of the command line is a usage error (exit 2).
         (
             ["--preset", "cifar10-resnet50"],
             2,

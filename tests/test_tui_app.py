@@ -486,7 +486,7 @@ def test_tui_in_a_real_terminal(demo):
 
 @pilot_test
 async def test_run_names_are_data_not_markup(tmp_path, monkeypatch):
-    """Issue 12, items 9 and 10: a name that reads as console markup is shown as it is, and
+    """A name that reads as console markup is shown as it is, and
     one that is not UTF-8 is shown with a replacement character."""
     random_run(tmp_path / "runs" / "[bold red]run", n_levels=2)
     random_run(tmp_path / "runs" / os.fsdecode(b"seed\xff1"), n_levels=2)

@@ -1,4 +1,4 @@
-"""The paper's mask/sign experiments in the trainer (issue 4): --mask-from, --signs-from,
+"""The paper's mask/sign experiments in the trainer: --mask-from, --signs-from,
 --perturb-signs, --prune random, --criterion snip|synflow. Runs are tiny IMP/LRR runs on the
 bundled digits, read back with plain safetensors; the scores are checked on a two-layer linear
 network small enough to work out by hand."""

@@ -295,7 +295,8 @@ class TrainConfig:
         return self
 
     def _validate_variants(self) -> None:
-        """The paper's mask/sign experiments (issue 4): which combinations mean something."""
+        """The paper's mask/sign experiments (--prune random, --criterion, --mask-from,
+        --signs-from, --perturb-signs): which combinations mean something."""
         if self.prune == "random" and self.criterion != "magnitude":
             raise UsageError(
                 f"--prune random draws masks at random; --criterion {self.criterion} applies "
@@ -406,7 +407,7 @@ _TABLE1 = dict(
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: digits (8x8, 1437 training images) on the small conv+BN net.
+    # The embedded default: digits (8x8, 1438 training images) on the small conv+BN net.
     # Eight levels reach density 0.8^7 = 21%; chosen so a run takes well under a minute on two
     # CPU cores while the dense net clears 95% and LRR flips visibly more signs than IMP.
     # One thread: this net is too small to gain from a second, and two threads on a busy

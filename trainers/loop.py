@@ -27,6 +27,8 @@ from torch import nn
 
 from trainers.pruning import MaskEnforcer
 
+# The batch the trainer evaluates with: no activations are kept for a backward pass, so it can
+# be much larger than a training batch (streamed data caps it, imagenet.EVAL_BATCH_CAP).
 EVAL_BATCH = 2048
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import json
 import math
 import time
@@ -48,6 +49,7 @@ from signscope.runformat import (
 )
 from trainers import distributed
 from trainers.checkpoint import (
+    alive_and_density,
     completed_levels,
     read_level,
     read_reference,
@@ -85,8 +87,15 @@ from trainers.variants import LevelVariants
 State = dict[str, torch.Tensor]
 LevelCallback = Callable[[int, nn.Module], None]
 
-# Independent random streams of a level, each seeded from (seed, level, stream).
-_DATA, _GLOBAL, _PRUNE, _PERTURB = 0, 1, 2, 3
+
+class Stream(enum.IntEnum):
+    """Independent random streams of a level, each seeded from (seed, level, stream). The
+    numbers are part of every run's results: never renumber them."""
+
+    DATA = 0  # the epoch's order and augmentation
+    GLOBAL = 1  # torch's global RNG, for anything that draws from it
+    PRUNE = 2  # the pruning criterion (random masks, SNIP's batch)
+    PERTURB = 3  # --perturb-signs
 
 
 def level_seed(seed: int, level: int, stream: int) -> int:
@@ -362,7 +371,7 @@ def _train(
         )
         try:
             for level in range(len(done), cfg.levels):
-                torch.manual_seed(level_seed(cfg.seed, level, _GLOBAL))
+                torch.manual_seed(level_seed(cfg.seed, level, Stream.GLOBAL))
                 if level == 0:
                     start = init_state
                 else:
@@ -373,7 +382,9 @@ def _train(
                         else _prune(session, level, model, data, prev_state, masks, prunable, total)
                     )
                     distributed.broadcast_tensors(masks.values())
-                    flips = variants.flips(level, masks, level_seed(cfg.seed, level, _PERTURB))
+                    flips = variants.flips(
+                        level, masks, level_seed(cfg.seed, level, Stream.PERTURB)
+                    )
                     start = level_start_state(
                         cfg.method,
                         prev_state=prev_state,
@@ -403,7 +414,7 @@ def _train(
                     world_size,
                 )
                 prev_state = masked(snapshot(model), masks)
-                _finish_level(session, level, prev_state, masks, total)
+                _finish_level(session, level, prev_state, masks)
         finally:
             reporter.close()
         session.manifest(complete=True)
@@ -438,7 +449,9 @@ def _prune(
     """Masks of ``level`` chosen from the end of level-1 by the configured criterion."""
     cfg = session.cfg
     model.load_state_dict(prev_state)  # criteria that look at the network see the end of level-1
-    generator = torch.Generator(session.device).manual_seed(level_seed(cfg.seed, level, _PRUNE))
+    generator = torch.Generator(session.device).manual_seed(
+        level_seed(cfg.seed, level, Stream.PRUNE)
+    )
     return prune(
         criterion_name(cfg.prune, cfg.criterion),
         PruneContext(
@@ -475,9 +488,9 @@ def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[S
     else:
         init = snapshot(model)
     if session.is_main and not done:
-        write_reference(out, "init", init, cfg.method)
+        write_reference(out, "init", init)
         if rewind is not None:
-            write_reference(out, "rewind", rewind, cfg.method)
+            write_reference(out, "rewind", rewind)
     init = {k: v.to(device) for k, v in init.items()}
     if rewind is not None:
         rewind = {k: v.to(device) for k, v in rewind.items()}
@@ -487,7 +500,7 @@ def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[S
 def _record_rewind(session: _Session, model: nn.Module) -> State:
     state = snapshot(model)
     if session.is_main:
-        write_reference(session.out, "rewind", state, session.cfg.method)
+        write_reference(session.out, "rewind", state)
     return state
 
 
@@ -515,7 +528,7 @@ def _train_level(
     scaler = make_scaler(session.amp, session.device)
     reduce = distributed.all_reduce_sum if world_size > 1 else None
     batch = distributed.per_rank_batch(cfg.batch_size, world_size)
-    generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, _DATA))
+    generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, Stream.DATA))
     lrs = level_lrs(cfg.schedule, steps, cfg.epochs, cfg.lr_warmup_epochs, cfg.lr)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -568,9 +581,9 @@ def _train_level(
     return rewind_state
 
 
-def _finish_level(session: _Session, level: int, state: State, masks, total: int) -> None:
+def _finish_level(session: _Session, level: int, state: State, masks) -> None:
     last = session.epochs[-1]
-    alive = sum(int(m.sum()) for m in masks.values())
+    alive, density = alive_and_density(masks)
     if session.is_main:
         write_level(
             session.out,
@@ -586,7 +599,7 @@ def _finish_level(session: _Session, level: int, state: State, masks, total: int
     summary = _summary(
         level,
         {
-            "density": repr(alive / total),
+            "density": repr(density),
             "alive": str(alive),
             "test_acc": repr(last["test_acc"]),
             "train_loss": repr(last["train_loss"]),
