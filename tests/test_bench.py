@@ -183,6 +183,7 @@ def test_train_records_how_it_ran_beside_the_config(tmp_path):
     assert manifest["levels"][0]["test_acc"] > 0.5
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
     """examples/gpu_check.py is what a session with the GPU machine runs, once, in its few
     minutes: it must work on the first try there, where polars, Textual and Altair are missing.
@@ -265,6 +266,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
     assert epoch_reads(16 * 3) == epoch_reads(16 * 12)
 
 
+@pytest.mark.slow
 def test_train_with_compile_writes_the_plain_state_dict_names(tmp_path, capsys):
     """--compile (torch.compile, the GPU path's option) on the CPU: training works through the
     compiled module, and the checkpoints keep the model's own names (no ``_orig_mod.``)."""

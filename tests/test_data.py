@@ -197,6 +197,7 @@ def test_cifar_unpickler_refuses_arbitrary_objects(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_data_root(tmp_path):
     from signscope.cli import COMMAND_MODULES
 

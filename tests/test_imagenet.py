@@ -69,6 +69,7 @@ def test_listing_follows_imagefolder(tree):
     assert ds.input_shape == (3, 224, 224)
 
 
+@pytest.mark.slow
 def test_train_batches_are_normalised_crops(tree):
     ds = load_dataset("imagenet", root=tree)
     (x, y), *rest = collect(ds, 0, train=True)
@@ -86,6 +87,7 @@ def test_eval_batches_are_centre_crops_in_order(tree):
     assert all(torch.equal(a[0], b[0]) for a, b in zip(out, again, strict=True))
 
 
+@pytest.mark.slow
 def test_epochs_are_deterministic_whatever_the_workers(tree):
     ds = load_dataset("imagenet", root=tree)
     one = collect(small(ds, workers=0), 7, train=True)
@@ -167,7 +169,7 @@ def test_errors_name_the_problem(tmp_path, tree):
         load_dataset("imagenet", root=flat)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_corrupt_jpeg_is_one_line_naming_it(tmp_path, workers):
     root = write_tree(tmp_path)
     broken = root / "imagenet" / "train" / CLASSES[1] / f"{CLASSES[1]}_0.JPEG"
@@ -179,6 +181,7 @@ def test_a_corrupt_jpeg_is_one_line_naming_it(tmp_path, workers):
     assert "\n" not in message and str(broken) in message and "not a readable image" in message
 
 
+@pytest.mark.slow
 def test_signscope_train_on_imagenet(tree, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(

@@ -10,6 +10,8 @@ import textwrap
 import pytest
 from runfactory import random_run
 
+pytestmark = pytest.mark.slow  # every check runs in a fresh interpreter
+
 _CHECK = textwrap.dedent("""
     import sys
     {body}

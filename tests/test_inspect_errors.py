@@ -38,6 +38,7 @@ def _assert_one_error_line(rc, err, *needles):
         assert needle in lines[0], (needle, lines[0])
 
 
+@pytest.mark.slow
 def test_missing_path(tmp_path):
     with pytest.raises(RunFormatError, match="no such file or folder"):
         signscope.open_run(tmp_path / "nope")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from runfactory import random_run, write_safetensors
 
 from signscope.discover import discover
@@ -124,6 +125,7 @@ def test_discovery_reads_headers_only(tmp_path, monkeypatch):
     assert 0 < sum(read) < total / 20
 
 
+@pytest.mark.slow
 def test_the_tui_never_imports_torch():
     code = (
         "import sys, signscope.tui.app, signscope.tui.timing, signscope.cli.tui; "

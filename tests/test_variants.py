@@ -378,6 +378,7 @@ def signscope(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_a_variant_and_fails_with_one_error_line(base, tmp_path):
     runs, _ = base
     tiny = [
