@@ -1,12 +1,12 @@
 """Fig 15: ResNet50 on ImageNet: (a) accuracy of IMP, LRR and "IMP init + LRR mask + LRR sign";
 (b) when signs stop changing (paper A.4, "LRR enables early sign switches on ImageNet").
 
-ImageNet is streamed from DATA_ROOT/imagenet/{train,val}/<wnid>/*.JPEG (trainers/imagenet.py,
-the ImageFolder layout of the PyTorch ImageNet example), with the ImageNet row of Table 1 as
-SPEC section 1 gives it (90 epochs, step-warmup, rewind epoch 10, weight decay 1e-4; the
-preset imagenet-resnet50). The paper's appendix describes another ImageNet schedule (A.3
-(iii): a constant 0.01 during warmup, then 0.1 divided by 10 every 30 epochs); --paper-schedule
-trains with that one (`signscope train --schedule imagenet-step`).
+ImageNet is streamed from DATA_ROOT/imagenet/{train,val}/<wnid>/*.JPEG
+(trainers/datasets/imagenet.py, the ImageFolder layout of the PyTorch ImageNet example), with
+the ImageNet row of Table 1 as SPEC section 1 gives it (90 epochs, step-warmup, rewind epoch
+10, weight decay 1e-4; the preset imagenet-resnet50). The paper's appendix describes another
+ImageNet schedule (A.3 (iii): a constant 0.01 during warmup, then 0.1 divided by 10 every 30
+epochs); --paper-schedule trains with that one (`signscope train --schedule imagenet-step`).
 --dry-run prints the commands; --smoke runs the same pipeline on the toy setup.
 
     python examples/fig15_imagenet.py --dry-run   # print the commands

@@ -1,4 +1,5 @@
-"""Everything issue 7 asks of a GPU machine, in one prepared run that writes one JSON file.
+"""Every measurement the training speed needs from a GPU machine, in one prepared run that
+writes one JSON file.
 
     PYTHONPATH=. python3 examples/gpu_check.py --out $OUT            # on the GPU machine
     python examples/gpu_check.py --smoke --device cpu --out /tmp/g    # here: same code, tiny
@@ -15,9 +16,10 @@ signscope. Steps, each timed, each recorded even when a later one fails:
    one dense level and one pruned level of 2 epochs each; the per-epoch seconds come from
    the run's own log, masking and evaluation included. This checks the CUDA training path end
    to end: the run must have the files SPEC section 2 names and the density 0.8 at level 1.
-4. ``imagenet``: the streamed ImageNet path (trainers/imagenet.py: DataLoader workers, pinned
-   memory, uint8 to the device) on a small ImageFolder tree of JPEGs written here, one level of
-   ResNet18 with the ImageNet stem at 224x224: images/s of a whole epoch, evaluation included.
+4. ``imagenet``: the streamed ImageNet path (trainers/datasets/imagenet.py: DataLoader
+   workers, pinned memory, uint8 to the device) on a small ImageFolder tree of JPEGs written
+   here, one level of ResNet18 with the ImageNet stem at 224x224: images/s of a whole epoch,
+   evaluation included.
 5. ``bench_compile``: step 2 with ``--compile``, last because compiling takes longest.
 
 The summary printed at the end is what goes into docs/benchmarks.md.

@@ -8,7 +8,7 @@ ICLR 2024). Importing this package never imports torch, and stays cheap: the API
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from signscope.version import __version__
 
 _API = ("open_run", "Run", "masks", "signs", "acc", "SignscopeError", "RunFormatError")
 __all__ = ["__version__", *_API]

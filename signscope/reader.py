@@ -355,7 +355,8 @@ def prunable_tensors(ckpt: Checkpoint) -> dict[str, str | None]:
             info, minfo = ckpt.tensors[name], ckpt.tensors[mname]
             if minfo.dtype not in MASK_DTYPES:
                 raise RunFormatError(
-                    f"{ckpt.path}: mask {mname!r} has dtype {minfo.dtype}; masks must be U8 or BOOL"
+                    f"{ckpt.path}: mask {mname!r} has dtype {minfo.dtype}; "
+                    "masks must be U8, I8 or BOOL"
                 )
             if minfo.shape != info.shape:
                 raise RunFormatError(

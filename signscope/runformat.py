@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from signscope.version import __version__
+
 FORMAT = "signscope/1"
 FORMAT_VERSION = 1
 MANIFEST = "run.json"
@@ -180,7 +182,7 @@ def write_manifest(
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "signscope_version": _version(),
+        "signscope_version": __version__,
         "config": config,
         "levels": levels,
         "complete": complete,
@@ -215,12 +217,6 @@ def read_manifest(run_dir: str | os.PathLike) -> dict | None:
         # A later format may change what the files mean; guessing would give wrong numbers.
         raise RunFormatError(
             f"{path}: written in run format version {version}, but this signscope "
-            f"({_version()}) reads version {FORMAT_VERSION}; upgrade signscope to read it"
+            f"({__version__}) reads version {FORMAT_VERSION}; upgrade signscope to read it"
         )
     return manifest
-
-
-def _version() -> str:
-    from signscope import __version__
-
-    return __version__

@@ -1,5 +1,5 @@
 """``signscope bench`` at a tiny size on the CPU, and the precision options of the training
-loop (``--amp``) that the benchmark and ``signscope train`` share (issue 7, items 1 and 2)."""
+loop (``--amp``) that the benchmark and ``signscope train`` share."""
 
 import io
 import json
@@ -183,6 +183,7 @@ def test_train_records_how_it_ran_beside_the_config(tmp_path):
     assert manifest["levels"][0]["test_acc"] > 0.5
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
     """examples/gpu_check.py is what a session with the GPU machine runs, once, in its few
     minutes: it must work on the first try there, where polars, Textual and Altair are missing.
@@ -216,11 +217,11 @@ def test_gpu_check_script_runs_without_the_inspection_stack(tmp_path):
 
 
 def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
-    """Issue 7: no host synchronisation per step. On a GPU every .item(), float(), int(),
+    """No host synchronisation per step. On a GPU every .item(), float(), int(),
     bool() or .tolist() of a device tensor waits for the queue to drain. Counted here on the
     CPU: the number of such reads in one epoch of the real training path (device-resident
     data, augmentation, fused/foreach SGD, masks) must not grow with the number of steps."""
-    from trainers.data import batches, load_dataset
+    from trainers.datasets import load_dataset
     from trainers.models import build_model, prunable_parameters
 
     reads = []
@@ -256,7 +257,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
         train_one_epoch(
             model,
             opt,
-            batches(ds, 16, torch.Generator().manual_seed(0), train=True),
+            ds.batches(16, torch.Generator().manual_seed(0), train=True),
             [0.1] * steps,
             MaskEnforcer(params, masks),
         )
@@ -265,6 +266,7 @@ def test_an_epoch_reads_nothing_back_to_the_host_per_step(monkeypatch):
     assert epoch_reads(16 * 3) == epoch_reads(16 * 12)
 
 
+@pytest.mark.slow
 def test_train_with_compile_writes_the_plain_state_dict_names(tmp_path, capsys):
     """--compile (torch.compile, the GPU path's option) on the CPU: training works through the
     compiled module, and the checkpoints keep the model's own names (no ``_orig_mod.``)."""

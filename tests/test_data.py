@@ -1,4 +1,4 @@
-"""Data sets, batching and augmentation of the trainers (issue 2, "the data path").
+"""Data sets, batching and augmentation of the trainers.
 
 The CIFAR and Tiny ImageNet tests write a few images in the real on-disk formats and read them
 back; nothing here needs a network.
@@ -16,8 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from signscope.errors import SignscopeError  # noqa: E402
-from trainers.augment import CropFlip, crop_flip, draw_crop_flip, random_crop_flip  # noqa: E402
-from trainers.data import DATASETS, Dataset, batches, load_dataset  # noqa: E402
+from trainers.augment import CropFlip, crop_flip, draw_crop_flip  # noqa: E402
+from trainers.datasets import DATASETS, load_dataset  # noqa: E402
+from trainers.datasets.memory import Dataset  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -57,9 +58,9 @@ def test_digits_fixed_stratified_split_and_normalisation():
 def test_digits_fast_reader_equals_load_digits():
     from sklearn.datasets import load_digits
 
-    from trainers.data import _digits_arrays
+    from trainers.datasets.digits import digits_arrays
 
-    pixels, target = _digits_arrays()
+    pixels, target = digits_arrays()
     bunch = load_digits()
     assert np.array_equal(pixels, bunch.data) and np.array_equal(target, bunch.target)
 
@@ -196,6 +197,7 @@ def test_cifar_unpickler_refuses_arbitrary_objects(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_data_root(tmp_path):
     from signscope.cli import COMMAND_MODULES
 
@@ -332,12 +334,12 @@ def _indexed(n, augment=False, size=8):
 def test_one_epoch_is_a_permutation_and_drop_last():
     ds = _indexed(10)
     g = torch.Generator().manual_seed(0)
-    epoch1 = [y for _, y in batches(ds, 4, g, train=True)]
-    epoch2 = [y for _, y in batches(ds, 4, g, train=True)]
+    epoch1 = [y for _, y in ds.batches(4, g, train=True)]
+    epoch2 = [y for _, y in ds.batches(4, g, train=True)]
     assert [len(y) for y in epoch1] == [4, 4, 2]
     assert sorted(torch.cat(epoch1).tolist()) == list(range(10))
     assert not torch.equal(torch.cat(epoch1), torch.cat(epoch2))  # a new permutation each epoch
-    assert [len(y) for _, y in batches(ds, 4, g, train=True, drop_last=True)] == [4, 4]
+    assert [len(y) for _, y in ds.batches(4, g, train=True, drop_last=True)] == [4, 4]
 
 
 @pytest.mark.parametrize("n", [12, 10])
@@ -347,8 +349,8 @@ def test_shards_are_disjoint_and_cover_the_epoch(n):
         torch.cat(
             [
                 y
-                for _, y in batches(
-                    ds, 2, torch.Generator().manual_seed(5), train=True, rank=r, world_size=world
+                for _, y in ds.batches(
+                    2, torch.Generator().manual_seed(5), train=True, rank=r, world_size=world
                 )
             ]
         )
@@ -358,7 +360,7 @@ def test_shards_are_disjoint_and_cover_the_epoch(n):
     assert all(len(s) == n // world for s in shards)  # equal step counts on every rank
     assert len(set(seen)) == len(seen)  # disjoint
     assert len(seen) == n - n % world  # a cover up to the n % world examples left over
-    whole = torch.cat([y for _, y in batches(ds, n, torch.Generator().manual_seed(5), train=True)])
+    whole = torch.cat([y for _, y in ds.batches(n, torch.Generator().manual_seed(5), train=True)])
     assert torch.equal(whole[: n - n % world].view(-1, world).t().reshape(-1), torch.cat(shards))
 
 
@@ -366,13 +368,13 @@ def test_eval_batches_are_the_whole_test_set_in_order_on_every_rank():
     ds = _indexed(10)
     g = torch.Generator().manual_seed(0)
     for rank in range(2):
-        got = [y.tolist() for _, y in batches(ds, 2, g, train=False, rank=rank, world_size=2)]
+        got = [y.tolist() for _, y in ds.batches(2, g, train=False, rank=rank, world_size=2)]
         assert got == [[0, 1], [2, 3], [4]]
 
 
 def test_train_batches_are_reproducible_and_augmented():
     ds = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_size=(64, 8), seed=0)
-    run = [list(batches(ds, 16, torch.Generator().manual_seed(3), train=True)) for _ in range(2)]
+    run = [list(ds.batches(16, torch.Generator().manual_seed(3), train=True)) for _ in range(2)]
     for (xa, ya), (xb, yb) in zip(*run, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     x, y = run[0][0]
@@ -386,7 +388,7 @@ def test_to_device_keeps_channels_last_through_batches():
         "cpu", channels_last=True
     )
     assert ds.train_x.is_contiguous(memory_format=torch.channels_last)
-    x, _ = next(batches(ds, 8, torch.Generator().manual_seed(0), train=True))
+    x, _ = next(ds.batches(8, torch.Generator().manual_seed(0), train=True))
     assert x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -415,9 +417,9 @@ def test_crop_flip_matches_a_hand_computation():
     assert crop_flip(x, params, pad=1)[0, 0, 0].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_random_crop_flip_is_always_some_crop_and_flip():
+def test_a_drawn_crop_flip_is_always_some_crop_and_flip():
     x = torch.randn(64, 3, 6, 6, generator=torch.Generator().manual_seed(0))
-    out = random_crop_flip(x, torch.Generator().manual_seed(1), pad=2)
+    out = crop_flip(x, draw_crop_flip(64, torch.Generator().manual_seed(1), pad=2), pad=2)
     assert out.shape == x.shape
     candidates = [
         crop_flip(
@@ -429,7 +431,7 @@ def test_random_crop_flip_is_always_some_crop_and_flip():
     ]
     matches = torch.stack([(c == out).flatten(1).all(1) for c in candidates])  # (50, 64)
     assert bool(matches.any(0).all())
-    again = random_crop_flip(x, torch.Generator().manual_seed(1), pad=2)
+    again = crop_flip(x, draw_crop_flip(64, torch.Generator().manual_seed(1), pad=2), pad=2)
     assert torch.equal(out, again)
 
     params = draw_crop_flip(4000, torch.Generator().manual_seed(2), pad=4)

@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (issue 7, item 3), on the CPU with gloo.
+"""Data-parallel training under torchrun, on the CPU with gloo.
 
 The runs are read back the way users read them: ``signscope flips --format json`` and plain
 safetensors, never through the trainers' own loader.
@@ -84,6 +84,7 @@ def runs(tmp_path_factory):
     return single, base / "ddp", proc
 
 
+@pytest.mark.slow
 def test_torchrun_writes_a_valid_run_with_the_single_process_densities(runs):
     single, ddp, proc = runs
     manifest = json.loads((ddp / "run.json").read_text())
@@ -105,6 +106,7 @@ def test_torchrun_writes_a_valid_run_with_the_single_process_densities(runs):
         assert f.metadata()["format"] == "signscope/1" and f.metadata()["level"] == "1"
 
 
+@pytest.mark.slow
 def test_torchrun_resume_continues_bit_identically(runs, tmp_path):
     # A run killed after level 0 (level 1 never renamed into place), resumed under torchrun,
     # gives the files of the uninterrupted torchrun run byte for byte.
@@ -167,6 +169,7 @@ def test_world_size_without_a_process_group_is_refused(tmp_path):
     assert not (tmp_path / "alone").exists()
 
 
+@pytest.mark.slow
 def test_grid_scripts_print_the_runs_in_the_figure_scripts_folders(tmp_path):
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "DRY_RUN": "1", "GPUS": "0,1", "WORK": str(tmp_path / "paper")}

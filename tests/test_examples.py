@@ -36,6 +36,7 @@ def test_one_script_per_figure_family():
     assert [name[3:5] for name in SCRIPTS] == FAMILIES
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_paper_setups_with_three_seeds(tmp_path):
     result = script("fig03_imp_on_lrr_mask.py", "--dry-run", "--work", str(tmp_path / "w"))
     assert result.returncode == 0, result.stderr
@@ -53,6 +54,7 @@ def test_dry_run_prints_the_paper_setups_with_three_seeds(tmp_path):
     assert not (tmp_path / "w").exists()  # nothing ran
 
 
+@pytest.mark.slow
 def test_dry_run_of_the_perturbation_uses_the_papers_levels(tmp_path):
     lines = commands(script("fig07_perturbation_and_signs.py", "--dry-run", "--seeds", "0").stdout)
     assert any("--perturb-signs 0.8 --perturb-at-level 8" in c for c in lines)

@@ -66,6 +66,7 @@ def svg_size(data: bytes) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- CLI, subprocess
+@pytest.mark.slow
 def test_export_writes_every_figure_as_png(runs, tmp_path):
     out = tmp_path / "figs"
     proc = signscope("export", runs["lrr"], runs["imp"], "--out", out)
@@ -78,6 +79,7 @@ def test_export_writes_every_figure_as_png(runs, tmp_path):
     assert "wrote" in proc.stderr and "skipped" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_export_one_run_skips_pair_figures_with_a_reason(runs, tmp_path):
     out = tmp_path / "svg"
     proc = signscope(
@@ -104,6 +106,7 @@ def test_export_one_run_skips_pair_figures_with_a_reason(runs, tmp_path):
         assert width > 150 and height > 150
 
 
+@pytest.mark.slow
 def test_export_fails_when_no_requested_figure_can_be_drawn(runs, tmp_path):
     proc = signscope("export", runs["nobn"], "-o", tmp_path / "x", "--figure", "bn-gamma")
     assert proc.returncode == 1
@@ -114,6 +117,7 @@ def test_export_fails_when_no_requested_figure_can_be_drawn(runs, tmp_path):
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 
+@pytest.mark.slow
 def test_export_usage_errors(runs, tmp_path):
     proc = signscope("export", runs["lrr"], "-o", tmp_path, "--level", "9")
     assert proc.returncode == 2

@@ -39,7 +39,7 @@ NO_NETWORK = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("report")
-    # A name that opens an HTML comment inside the figures' JSON scripts (issue 12, item 17).
+    # A name that opens an HTML comment inside the figures' JSON scripts.
     lrr = random_run(root / "lrr<!--<script>", seed=0, method="lrr", n_levels=5)
     imp = random_run(root / "imp", seed=0, method="imp", n_levels=5)
     out = root / "out" / "report.html"
@@ -52,6 +52,7 @@ def report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return out, proc
 
 
+@pytest.mark.slow
 def test_report_cli_writes_one_self_contained_file(report):
     out, proc = report
     assert proc.returncode == 0, proc.stderr
@@ -98,6 +99,7 @@ def test_report_lists_figures_that_cannot_be_drawn(tmp_path):
     assert 'data-figure="bn-gamma"' in text
 
 
+@pytest.mark.slow
 def test_report_refuses_a_folder_and_writes_nothing_without_figures(tmp_path):
     run = random_run(tmp_path / "lrr", n_levels=2)
     proc = subprocess.run(
@@ -152,6 +154,7 @@ def _console_messages(stderr: str) -> list[str]:
     return re.findall(r':CONSOLE[:(]\d+\)?\] "(.*)", source:', stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser installs it)")
 def test_report_renders_every_figure_in_chromium_offline(report, tmp_path):
     out, proc = report

@@ -1,4 +1,5 @@
-"""ImageNet, streamed from an ImageFolder tree (trainers/imagenet.py; paper Table 1, Fig 15).
+"""ImageNet, streamed from an ImageFolder tree (trainers/datasets/imagenet.py; paper Table 1,
+Fig 15).
 
 The tests write a tiny tree of real JPEG files in the same layout, with images of several sizes
 and aspect ratios, and check the listing, the crops, determinism across worker counts, the
@@ -19,8 +20,8 @@ from PIL import Image  # noqa: E402
 
 from signscope.cli import main  # noqa: E402
 from signscope.errors import SignscopeError  # noqa: E402
-from trainers.data import batches, load_dataset  # noqa: E402
-from trainers.imagenet import RATIO, SCALE, crop_box  # noqa: E402
+from trainers.datasets import load_dataset  # noqa: E402
+from trainers.datasets.imagenet import RATIO, SCALE, crop_box  # noqa: E402
 from trainers.models import build_model  # noqa: E402
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
@@ -57,7 +58,7 @@ def small(ds, workers=0):
 
 def collect(ds, seed, **kw):
     gen = torch.Generator().manual_seed(seed)
-    return [(x.clone(), y.clone()) for x, y in batches(ds, 5, gen, **kw)]
+    return [(x.clone(), y.clone()) for x, y in ds.batches(5, gen, **kw)]
 
 
 def test_listing_follows_imagefolder(tree):
@@ -68,6 +69,7 @@ def test_listing_follows_imagefolder(tree):
     assert ds.input_shape == (3, 224, 224)
 
 
+@pytest.mark.slow
 def test_train_batches_are_normalised_crops(tree):
     ds = load_dataset("imagenet", root=tree)
     (x, y), *rest = collect(ds, 0, train=True)
@@ -85,6 +87,7 @@ def test_eval_batches_are_centre_crops_in_order(tree):
     assert all(torch.equal(a[0], b[0]) for a, b in zip(out, again, strict=True))
 
 
+@pytest.mark.slow
 def test_epochs_are_deterministic_whatever_the_workers(tree):
     ds = load_dataset("imagenet", root=tree)
     one = collect(small(ds, workers=0), 7, train=True)
@@ -101,7 +104,7 @@ def test_ranks_get_disjoint_shares_of_one_permutation(tree):
     for rank in (0, 1):
         gen = torch.Generator().manual_seed(3)
         reader_files = []
-        for x, _ in batches(ds, 4, gen, train=True, rank=rank, world_size=2):
+        for x, _ in ds.batches(4, gen, train=True, rank=rank, world_size=2):
             reader_files.append(x)
         seen.append(torch.cat(reader_files))
     assert seen[0].shape[0] == seen[1].shape[0] == 6
@@ -166,7 +169,7 @@ def test_errors_name_the_problem(tmp_path, tree):
         load_dataset("imagenet", root=flat)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_corrupt_jpeg_is_one_line_naming_it(tmp_path, workers):
     root = write_tree(tmp_path)
     broken = root / "imagenet" / "train" / CLASSES[1] / f"{CLASSES[1]}_0.JPEG"
@@ -178,6 +181,7 @@ def test_a_corrupt_jpeg_is_one_line_naming_it(tmp_path, workers):
     assert "\n" not in message and str(broken) in message and "not a readable image" in message
 
 
+@pytest.mark.slow
 def test_signscope_train_on_imagenet(tree, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(

@@ -1,4 +1,4 @@
-"""Inspection never imports torch or torchvision (issue 3, item 3): neither the commands
+"""Inspection never imports torch or torchvision: neither the commands
 nor the Python API, checked in a fresh interpreter each."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 from runfactory import random_run
+
+pytestmark = pytest.mark.slow  # every check runs in a fresh interpreter
 
 _CHECK = textwrap.dedent("""
     import sys

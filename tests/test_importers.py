@@ -82,6 +82,7 @@ def torch_prune_folder(tmp_path):
     return src, init, saved
 
 
+@pytest.mark.slow
 def test_torch_prune_import(torch_prune_folder, tmp_path):
     src, init, saved = torch_prune_folder
     out = tmp_path / "run"
@@ -144,7 +145,7 @@ def test_refuses_nonempty_out_unless_forced(torch_prune_folder, tmp_path, capsys
     (out / "level_000.safetensors").write_bytes(b"old")
     code, _, err = run_inproc(capsys, "import", "torch-prune", src, "--out", out)
     assert code == 2 and err.startswith("error: --out") and "--force" in err
-    assert "--resume" not in err  # import has none (issue 12, item 18)
+    assert "--resume" not in err  # import has no --resume, so the hint must not offer it
     assert (out / "level_000.safetensors").read_bytes() == b"old"
     # --force replaces only what signscope wrote: another model beside it stops the import.
     (out / "my_finetuned_model.safetensors").write_bytes(b"precious")
@@ -195,6 +196,7 @@ class NotATensor:
         self.payload = [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_errors_are_one_line(tmp_path, capsys):
     code, _, err = run_inproc(
         capsys, "import", "torch-prune", tmp_path / "missing", "--out", tmp_path / "r"
@@ -256,6 +258,7 @@ def test_kinds_match_registry():
     assert [k.value for k in ImportKind] == list(IMPORTERS)
 
 
+@pytest.mark.slow
 def test_cli_module_does_not_import_torch():
     code = "import sys, signscope.cli; assert 'torch' not in sys.modules, 'torch imported'"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -353,6 +356,7 @@ def build_openlth(
     return result, init, np_state(rewind)
 
 
+@pytest.mark.slow
 def test_openlth_import(tmp_path, capsys):
     src = tmp_path / "lottery_0123abcd"
     levels, init, _ = build_openlth(src)
@@ -579,6 +583,7 @@ def build_paper_runs(
     return trained, masks_used, init, val_acc
 
 
+@pytest.mark.slow
 def test_paper_code_import(tmp_path, capsys):
     runs = tmp_path / "runs"
     name = "cifar-imp_seed_7"
@@ -683,7 +688,7 @@ def test_paper_code_choose_name_and_init(tmp_path, capsys):
     assert code == 1 and "holds 1 masks" in err and not (tmp_path / "r4").exists()
 
 
-# --------------------------------------------------------------------------- issue 12
+# ---------------------------------------------------------------- unusual and hostile sources
 
 
 class RunsACommand:

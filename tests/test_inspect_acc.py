@@ -90,6 +90,31 @@ def test_same_method_different_config_are_separate_groups(tmp_path):
     assert acc["method"].to_list() == ["lrr [dataset=cifar10]", "lrr [dataset=cifar100]"]
 
 
+def test_seeds_that_ran_with_other_threads_or_workers_are_one_group(tmp_path):
+    # How a run was executed is no part of the experiment: these are three seeds of one.
+    runs = [
+        _run(tmp_path / "a", "lrr", 0, [0.90], threads=1, data_workers=8, device="cpu"),
+        _run(tmp_path / "b", "lrr", 1, [0.92], threads=4, data_workers=0, device="cuda"),
+        _run(tmp_path / "c", "lrr", 2, [0.94], threads=0, data_workers=2, eval_every=5),
+    ]
+    acc = signscope.acc(runs)["accuracy"].row(0, named=True)
+    assert (acc["method"], acc["replicates"]) == ("lrr", 3)
+    assert acc["mean"] == pytest.approx(0.92)
+
+
+def test_the_grouping_follows_the_marks_of_the_training_settings():
+    from signscope.metrics.accuracy import NOT_IDENTITY
+    from trainers.config import FIELDS, RESUMABLE_CHANGES
+
+    # What may change on --resume only changes how or where a run was made, except the number
+    # of levels, which extends the same experiment but is part of what it is.
+    assert RESUMABLE_CHANGES - {"levels"} <= NOT_IDENTITY
+    assert "levels" not in NOT_IDENTITY
+    assert {"seed", "threads", "data_workers", "imported_from"} <= NOT_IDENTITY
+    assert {"method", "lr", "epochs", "dataset", "model"}.isdisjoint(NOT_IDENTITY)
+    assert NOT_IDENTITY - set(FIELDS) == {"imported_from", "out", "resume", "force"}
+
+
 def test_unknown_accuracy_is_null(tmp_path):
     path = write_run(tmp_path / "r", [W], W, method="imp")
     acc = signscope.acc([path])["accuracy"].row(0, named=True)

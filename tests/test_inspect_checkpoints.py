@@ -1,5 +1,5 @@
 """Checkpoint-folder runs (the Hugging Face Trainer's layout), sharded checkpoints and
-references from outside the run (SPEC section 2; issue 15).
+references from outside the run (SPEC section 2).
 
 The fixture writes what a fine-tuning run leaves on disk: a base model folder and
 ``output/checkpoint-N/`` folders of bf16 weights, one of them sharded with its index, each

@@ -41,6 +41,7 @@ def runs(tmp_path_factory):
     return root, made
 
 
+@pytest.mark.slow
 def test_flips_json_matches_spec_section_4(runs):
     root, made = runs
     proc = subprocess.run(
@@ -70,6 +71,7 @@ def test_flips_json_matches_spec_section_4(runs):
     assert err == ""
 
 
+@pytest.mark.slow
 def test_fast_exit_keeps_exit_codes_and_output(runs):
     """Inspection commands skip the interpreter's teardown (os._exit); what they print, the
     exit status and a reader that closes the pipe early must not notice."""

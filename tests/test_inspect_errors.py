@@ -1,5 +1,5 @@
 """Bad input: every problem is a RunFormatError that names the file and the problem,
-and the CLI turns it into one `error:` line with exit status 1 (issue 3, item 6)."""
+and the CLI turns it into one `error:` line with exit status 1."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from signscope.errors import RunFormatError
 W = {"fc.weight": np.array([[1.0, -2.0], [3.0, 0.5]], np.float32)}
 
 
+@pytest.mark.slow
 def test_missing_path(tmp_path):
     with pytest.raises(RunFormatError, match="no such file or folder"):
         signscope.open_run(tmp_path / "nope")

@@ -1,4 +1,4 @@
-"""Input built to break the inspection commands (issue 12, items 8-13): files that are not
+"""Input built to break the inspection commands: files that are not
 files, names that look like markup or are not UTF-8, headers that lie or declare far too
 much. Each is one `error:` line naming the file, or is read as the data it is."""
 

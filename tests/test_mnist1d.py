@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("mnist1d")
+# Looked up, not imported: importing the package takes seconds, which every pytest worker
+# would pay while collecting even when the tests that generate data are deselected.
+if importlib.util.find_spec("mnist1d") is None:
+    pytest.skip("mnist1d is not installed", allow_module_level=True)
 
 from signscope.errors import SignscopeError, UsageError  # noqa: E402
 from trainers import mnist1d as signals  # noqa: E402
 from trainers.config import resolve_config  # noqa: E402
-from trainers.data import load_dataset  # noqa: E402
+from trainers.datasets import load_dataset  # noqa: E402
 from trainers.models import build_model, prunable_parameters  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -22,7 +26,8 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, monkeypatch_module):
     """One generation per test module, with every network connection and the package's
-    download path made to fail: the data must come from the templates alone."""
+    download path made to fail: the data must come from the templates alone. It takes
+    seconds, so the tests that use it are marked slow."""
 
     def no_network(*args, **kwargs):
         raise AssertionError("MNIST-1D generation tried to open a network connection")
@@ -43,6 +48,7 @@ def monkeypatch_module():
     mp.undo()
 
 
+@pytest.mark.slow
 def test_default_split_shapes_and_classes(generated):
     root, a = generated
     assert a["x"].shape == (4000, 40) and a["x_test"].shape == (1000, 40)
@@ -57,6 +63,7 @@ def test_default_split_shapes_and_classes(generated):
     assert torch.equal(ds.train_y, torch.from_numpy(a["y"]))
 
 
+@pytest.mark.slow
 def test_same_data_from_cache_and_from_a_new_generation(generated):
     root, a = generated
     [cache] = (root / "mnist1d").glob("mnist1d-*.npz")
@@ -77,6 +84,7 @@ def test_generation_leaves_the_global_numpy_rng_alone():
     assert np.array_equal(np.random.random_sample(3), expected)
 
 
+@pytest.mark.slow
 def test_logistic_regression_anchor(generated):
     """The MNIST-1D paper reports about 32% for logistic regression on its default split; a
     different generator or a broken split would move this far."""
@@ -87,6 +95,7 @@ def test_logistic_regression_anchor(generated):
     assert 0.27 < score < 0.38
 
 
+@pytest.mark.slow
 def test_corrupt_cache_is_one_clear_error(generated, tmp_path):
     root, _ = generated
     [cache] = (root / "mnist1d").glob("mnist1d-*.npz")
@@ -129,6 +138,7 @@ def test_preset_validates_and_reaches_90_percent_sparsity():
     assert (1 - cfg.prune_fraction) ** (cfg.levels - 1) < 0.10
 
 
+@pytest.mark.slow
 def test_signals_stay_contiguous_when_channels_last_is_asked(generated):
     """On CUDA the trainer asks for channels_last, which exists for 4-D images only."""
     root, _ = generated
@@ -136,6 +146,7 @@ def test_signals_stay_contiguous_when_channels_last_is_asked(generated):
     assert ds.train_x.is_contiguous() and ds.train_x.shape == (4000, 1, 40)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["conv1d", "mlp"])
 def test_a_short_run_on_mnist1d_reads_back(generated, tmp_path, model):
     """Both models train on the signals and write a run the inspection layer reads: the

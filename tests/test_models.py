@@ -113,7 +113,7 @@ def test_unknown_model_and_too_small_images_are_clean_errors():
 
 def test_convnet_reaches_95_percent_on_digits():
     """The demo's default: a few CPU epochs of plain SGD must clear 95% dense test accuracy."""
-    from trainers.data import batches, load_dataset
+    from trainers.datasets import load_dataset
 
     ds = load_dataset("digits")
     model = build_model(
@@ -126,13 +126,13 @@ def test_convnet_reaches_95_percent_on_digits():
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         model.train()
-        for x, y in batches(ds, 64, g, train=True):
+        for x, y in ds.batches(64, g, train=True):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
     model.eval()
     with torch.no_grad():
         correct = sum(
-            int((model(x).argmax(1) == y).sum()) for x, y in batches(ds, 512, g, train=False)
+            int((model(x).argmax(1) == y).sum()) for x, y in ds.batches(512, g, train=False)
         )
     assert correct / len(ds.test_y) >= 0.95

@@ -182,6 +182,7 @@ def test_cli_json_has_the_quadrants_table(capsys):
     )
 
 
+@pytest.mark.slow
 def test_cli_subprocess_sweep_writes_csv_files(tmp_path):
     # Gradient descent keeps this subprocess clear of torch.optim, whose first use imports
     # torch._dynamo (seconds of CPU); LBFGS goes through the same command in-process above.

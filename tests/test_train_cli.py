@@ -71,6 +71,7 @@ def reference(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, capsys, reference):
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -102,6 +103,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, capsys, refere
     assert manifest["complete"] is True and len(manifest["levels"]) == 3
 
 
+@pytest.mark.slow
 def test_subprocess_run_prints_epochs_and_one_line_per_level(tmp_path):
     out = tmp_path / "demo"
     result = signscope(
@@ -181,7 +183,7 @@ def test_cuda_request_without_cuda_is_a_clean_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        # Every check of the command line is a usage error (exit 2; issue 12, item 14).
+        # Every check of the command line is a usage error (exit 2).
         (
             ["--preset", "cifar10-resnet50"],
             2,

@@ -1,4 +1,4 @@
-"""The run folder of `signscope train` under stress (issue 12, items 1-7, 15, 16): two writers
+"""The run folder of `signscope train` under stress: two writers
 at once, kills before the first level, leftovers of killed writers, `--force` beside the
 user's files, and failures that must leave nothing a retry would trip over.
 

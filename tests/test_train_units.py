@@ -141,6 +141,27 @@ def test_resume_accepts_more_levels_but_no_other_change():
         config_for_resume(stored, {"lr": 0.05}, "r")
 
 
+def test_resume_allows_exactly_the_settings_marked_resumable():
+    from trainers.config import RESUMABLE_CHANGES
+
+    assert RESUMABLE_CHANGES == {"levels", "device", "threads", "eval_every", "data_workers"}
+    stored = resolve_config("demo").to_json()
+    changed = config_for_resume(stored, {"threads": 3, "data_workers": 0, "eval_every": 2}, "r")
+    assert (changed.threads, changed.data_workers, changed.eval_every) == (3, 0, 2)
+
+
+def test_every_setting_marked_as_an_option_is_a_train_option():
+    import inspect
+
+    from signscope.cli.train import train
+    from trainers.config import FIELDS, OPTIONS
+
+    parameters = set(inspect.signature(train).parameters)
+    assert set(OPTIONS) <= parameters
+    # The one setting that is a parameter but no option: --preset, which the command reads itself.
+    assert parameters & (set(FIELDS) - set(OPTIONS)) == {"preset"}
+
+
 # --------------------------------------------------------------------------- pruning
 
 
@@ -153,7 +174,8 @@ def test_target_alive_stays_within_one_weight_of_the_density():
 
 
 def test_global_magnitude_prunes_smallest_and_breaks_ties_by_position():
-    from trainers.pruning import PruneContext, magnitude
+    from trainers.pruning import PruneContext
+    from trainers.pruning_criteria import magnitude
 
     w = {
         "a.weight": torch.tensor([[1.0, -2.0], [0.5, 3.0]]),

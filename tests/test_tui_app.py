@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import settle, until
 from runfactory import random_run, write_safetensors
 from terminal import Terminal
 from textual.widgets import DataTable, Input, Static, TabbedContent
-from textual.worker import WorkerCancelled, WorkerFailed
 
 import signscope
 from signscope.tui.app import SignscopeApp
@@ -36,49 +36,6 @@ def pilot_test(fn):
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
-
-
-def build_demo(root: Path) -> Path:
-    """Three small deterministic runs below ``root/runs``: IMP, LRR and a truncated one."""
-    random_run(root / "runs" / "imp", seed=0, n_levels=4, method="imp")
-    random_run(root / "runs" / "lrr", seed=1, n_levels=4, method="lrr")
-    broken = random_run(root / "runs" / "zbroken", seed=2, n_levels=2, method="lrr")
-    data = (broken / "level_001.safetensors").read_bytes()
-    (broken / "level_001.safetensors").write_bytes(data[:-40])
-    return root / "runs"
-
-
-@pytest.fixture
-def demo(tmp_path, monkeypatch):
-    """Run inside tmp_path so the labels on screen are the stable relative ``runs/...``."""
-    build_demo(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-async def until(pilot, condition, timeout: float = 20.0) -> None:
-    """Pause until ``condition()`` holds (for states a held-back worker keeps from settling)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
-
-
-async def settle(pilot) -> None:
-    """Let discovery place the cursor, the tree cursor rest (the app waits SETTLE_S) and
-    every worker finish."""
-    app = pilot.app
-    await until(
-        pilot,
-        lambda: not app.looking and ("first screen" in app.timings or app.has_class("-empty")),
-    )
-    await pilot.pause(0.25)
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except (WorkerCancelled, WorkerFailed):  # superseded or failed work: the panes show it
-            pass
-        await pilot.pause()
 
 
 def slot(key) -> tuple | None:
@@ -142,6 +99,7 @@ async def test_tabs_pressed_while_their_bodies_are_still_being_mounted(demo):
         ].to_list()
 
 
+@pytest.mark.slow
 @pilot_test
 async def test_navigate_to_a_run_and_a_level_then_switch_tabs(demo):
     app = SignscopeApp(["runs"])
@@ -215,20 +173,23 @@ async def test_coming_back_while_a_result_is_computing(demo, monkeypatch):
         assert sorted(calls) == [0, 3]
 
 
-def _slow_flips(monkeypatch, level):
-    """Make the Flips computation of ``level`` report progress for ~8 s before it starts;
-    returns the list that records whether it ran to the end or was stopped."""
+def _held_flips(monkeypatch, level) -> tuple[threading.Event, list[str]]:
+    """Hold the Flips computation of ``level`` in a loop that reports progress and never ends
+    on its own: only the app can stop it (a minute is a safety net that nothing waits for).
+    Returns the event set once it runs, and the list that records how it ended."""
     from signscope.tui.flips import FlipsPane
     from signscope.tui.pane import Abandoned
 
     original = FlipsPane.compute
+    running = threading.Event()
     outcome = []
 
-    def slow(self, sel, progress):
+    def held(self, sel, progress):
         if sel.effective_level == level:
+            running.set()
             try:
-                for i in range(400):
-                    progress(i, 400)
+                for i in range(3000):
+                    progress(i, 3000)
                     time.sleep(0.02)
             except Abandoned:
                 outcome.append("stopped")
@@ -236,40 +197,40 @@ def _slow_flips(monkeypatch, level):
             outcome.append("finished")
         return original(self, sel, progress)
 
-    monkeypatch.setattr(FlipsPane, "compute", slow)
-    return outcome
+    monkeypatch.setattr(FlipsPane, "compute", held)
+    return running, outcome
 
 
 @pilot_test
 async def test_leaving_a_computation_stops_it(demo, monkeypatch):
-    outcome = _slow_flips(monkeypatch, 3)
+    running, outcome = _held_flips(monkeypatch, 3)
     app = SignscopeApp(["runs"])
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("2")  # Flips of runs/imp at its last level: the slow one
-        await pilot.pause(0.2)
+        await pilot.press("2")  # Flips of runs/imp at its last level: the held one
+        await until(pilot, running.is_set)
         await pilot.press("down")  # level 0 instead
         pane = app.query_one("#flips-pane")
         await until(pilot, lambda: slot(pane._shown) == ("flips", "runs/imp", 0, "init"))
-        await until(pilot, lambda: outcome, timeout=3)
+        await until(pilot, lambda: outcome)
         assert outcome == ["stopped"]
 
 
 @pilot_test
 async def test_quitting_does_not_wait_for_a_computation(demo, monkeypatch):
-    outcome = _slow_flips(monkeypatch, 3)
+    running, outcome = _held_flips(monkeypatch, 3)
     app = SignscopeApp(["runs"])
-    started = None
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("2")
-        await pilot.pause(0.2)
-        started = time.monotonic()
+        await until(pilot, running.is_set)
         await pilot.press("q")
-    assert time.monotonic() - started < 5  # the computation alone would take 8 s
+    # The app has exited, and Textual waits for its workers: the computation, which cannot end
+    # by itself, must have been stopped rather than waited for.
     assert outcome == ["stopped"]
 
 
+@pytest.mark.slow
 @pilot_test
 async def test_mark_two_runs_and_compare(demo):
     app = SignscopeApp(["runs"])
@@ -489,12 +450,14 @@ def _signscope(*args, cwd) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_rejects_a_missing_path(tmp_path):
     result = _signscope("tui", "nope", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: tui: no such file or folder: nope"
 
 
+@pytest.mark.slow
 def test_cli_rejects_an_unknown_export_format(tmp_path):
     result = _signscope("tui", ".", "--export-format", "gif", cwd=tmp_path)
     assert result.returncode == 2
@@ -527,7 +490,7 @@ def test_tui_in_a_real_terminal(demo):
 
 @pilot_test
 async def test_run_names_are_data_not_markup(tmp_path, monkeypatch):
-    """Issue 12, items 9 and 10: a name that reads as console markup is shown as it is, and
+    """A name that reads as console markup is shown as it is, and
     one that is not UTF-8 is shown with a replacement character."""
     random_run(tmp_path / "runs" / "[bold red]run", n_levels=2)
     random_run(tmp_path / "runs" / os.fsdecode(b"seed\xff1"), n_levels=2)

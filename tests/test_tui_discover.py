@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from runfactory import random_levels, random_run, write_run, write_safetensors
 
 import signscope
@@ -203,6 +204,7 @@ def test_discovery_never_takes_density_from_metadata(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_tui_never_imports_torch():
     code = (
         "import sys, signscope.tui.app, signscope.tui.timing, signscope.cli.tui; "

@@ -1,4 +1,4 @@
-"""The TUI as a live monitor (issue 14): the metrics log read incrementally, training state
+"""The TUI as a live monitor: the metrics log read incrementally, training state
 and ETA, the watcher's cheap polls, and the app following runs while they train, headless
 (Pilot) and in a real terminal (tmux) next to `signscope train`."""
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import settle, until
 from runfactory import GrowingRun, random_run, safetensors_bytes
 from terminal import Terminal
-from test_tui_app import SIZE, pilot_test, rows, settle, until
+from test_tui_app import SIZE, pilot_test, rows
 from textual.widgets import Static
 
 import signscope

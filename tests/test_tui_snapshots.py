@@ -8,20 +8,14 @@ SVGs in ``tests/__snapshots__/test_tui_snapshots/`` before committing them.
 from __future__ import annotations
 
 import pytest
-from test_tui_app import build_demo, settle
+from conftest import settle
 from textual.widgets import Input
 
 from signscope.tui.app import SignscopeApp
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def demo(tmp_path, monkeypatch):
-    # Fixed relative names: the paths appear on screen.
-    build_demo(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+# Each renders the whole app through its tabs and compares SVGs: seconds apiece.
+pytestmark = pytest.mark.slow
 
 
 def _keys(*keys: str):

@@ -1,4 +1,4 @@
-"""The paper's mask/sign experiments in the trainer (issue 4): --mask-from, --signs-from,
+"""The paper's mask/sign experiments in the trainer: --mask-from, --signs-from,
 --perturb-signs, --prune random, --criterion snip|synflow. Runs are tiny IMP/LRR runs on the
 bundled digits, read back with plain safetensors; the scores are checked on a two-layer linear
 network small enough to work out by hand."""
@@ -99,6 +99,23 @@ def test_mask_from_trains_with_the_other_runs_mask_at_every_level(base, tmp_path
     assert not np.array_equal(
         weights_of(out, 2)["fc1.weight"], weights_of(runs[source], 2)["fc1.weight"]
     )
+
+
+def test_the_other_runs_label_is_read_once_per_training(base, tmp_path, monkeypatch):
+    import trainers.config
+
+    runs, _ = base
+    original, reads = trainers.config.source_label, []
+
+    def counted(path):
+        reads.append(path)
+        return original(path)
+
+    monkeypatch.setattr(trainers.config, "source_label", counted)
+    out = run(small_config(method="lrr", mask_from=str(runs["imp"])), tmp_path / "run")
+    assert reads == [str(runs["imp"])]  # not once per level file and run.json write
+    with safe_open(out / level_filename(LEVELS - 1), "np") as f:
+        assert f.metadata()["method"] == "lrr+imp-mask"
 
 
 def test_mask_from_refuses_a_shorter_run_or_another_architecture(base, tmp_path):
@@ -361,6 +378,7 @@ def signscope(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_a_variant_and_fails_with_one_error_line(base, tmp_path):
     runs, _ = base
     tiny = [

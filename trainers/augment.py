@@ -73,10 +73,3 @@ def crop_flip(x: Tensor, params: CropFlip, pad: int = 4, fill: Tensor | None = N
     return out.contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
-
-
-def random_crop_flip(
-    x: Tensor, generator: torch.Generator, pad: int = 4, fill: Tensor | None = None
-) -> Tensor:
-    """Random crop with ``pad``-pixel padding and a random horizontal flip, per image, batched."""
-    return crop_flip(x, draw_crop_flip(x.shape[0], generator, pad, x.device), pad, fill)

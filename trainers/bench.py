@@ -2,9 +2,10 @@
 measured in one process on one device.
 
 The signscope loop is the one ``signscope train`` runs (trainers.loop.train_one_epoch): the
-data set resident on the device and augmented there in batches (trainers.data), channels_last
-and bf16 autocast on CUDA, torch's fused SGD, the masks of a sparse network re-applied with one
-foreach multiply per step, and loss/accuracy kept on the device until the end.
+data set resident on the device and augmented there in batches (trainers.datasets.memory),
+channels_last and bf16 autocast on CUDA, torch's fused SGD, the masks of a sparse network
+re-applied with one foreach multiply per step, and loss/accuracy kept on the device until the
+end.
 
 The reference loop is what a plain PyTorch training script does (torchvision's reference
 ``train_one_epoch``): a ``DataLoader`` over CPU tensors with per-sample torchvision transforms
@@ -37,7 +38,8 @@ from torch import nn
 
 from signscope.errors import SignscopeError, UsageError
 from trainers.config import DEFAULTS
-from trainers.data import CROP_PAD, Dataset, batches, load_dataset
+from trainers.datasets import load_dataset
+from trainers.datasets.memory import CROP_PAD, Dataset
 from trainers.loop import (
     AMP_MODES,
     amp_label,
@@ -230,7 +232,7 @@ def _time_signscope(cfg: BenchConfig, data: Dataset, device: torch.device) -> Lo
     generator = torch.Generator(device).manual_seed(cfg.seed)
     # Full batches only: a last partial batch would cost torch.compile another graph.
     stream = _endless(
-        lambda: batches(resident, cfg.batch_size, generator, train=True, drop_last=True)
+        lambda: resident.batches(cfg.batch_size, generator, train=True, drop_last=True)
     )
 
     def run(n: int) -> None:

@@ -79,16 +79,21 @@ def save_tensors(
     atomic_write_bytes(path, serialize(tensors, {str(k): str(v) for k, v in metadata.items()}))
 
 
-def write_reference(
-    run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor], method: str
-) -> Path:
-    """``init.safetensors`` or ``rewind.safetensors``; the metadata is method-independent
-    only in ``kind`` so that IMP and LRR from one seed write byte-identical files."""
+def write_reference(run_dir: str | Path, which: str, state: Mapping[str, torch.Tensor]) -> Path:
+    """``init.safetensors`` or ``rewind.safetensors``. The metadata names no method, so that
+    IMP and LRR from one seed write byte-identical files."""
     name = {"init": INIT_FILE, "rewind": REWIND_FILE}[which]
     path = Path(run_dir) / name
-    del method  # deliberately not recorded: the files must not differ between methods
     save_tensors(path, state, {"format": FORMAT, "kind": which})
     return path
+
+
+def alive_and_density(masks: Mapping[str, torch.Tensor]) -> tuple[int, float]:
+    """The alive weights under ``masks`` and their share of all masked weights (1.0 when there
+    are none): what a level file, run.json and the progress lines record."""
+    alive = sum(int(m.count_nonzero()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    return alive, alive / total if total else 1.0
 
 
 def write_level(
@@ -102,16 +107,13 @@ def write_level(
 ) -> Path:
     """One level checkpoint: the state dict with pruned weights zeroed, plus masks."""
     tensors = dict(state)
-    alive = total = 0
     for name, m in masks.items():
         m_bool = m.to(torch.bool)
         tensors[name] = torch.where(
             m_bool.to(state[name].device), state[name], torch.zeros((), dtype=state[name].dtype)
         )
         tensors[mask_name(name)] = m_bool.to(torch.uint8)
-        alive += int(m_bool.sum())
-        total += m_bool.numel()
-    density = alive / total if total else 1.0
+    alive, density = alive_and_density(masks)
     meta = level_metadata(level, density, method, test_acc, alive=alive, **extra_meta)
     path = Path(run_dir) / level_filename(level)
     save_tensors(path, tensors, meta)

@@ -5,8 +5,13 @@ reads them, plus ``demo``, which fits a whole IMP-vs-LRR comparison into a minut
 The Table 1 column "warmup epochs" is the rewind point (``rewind_epoch``); the linear LR warmup
 that opens every level is a separate setting (``lr_warmup_epochs``, 10 epochs in A.3 (i), (ii)).
 
+Each setting is marked once, where it is defined (:func:`_field`): whether it may change on
+``--resume`` and whether it is part of the experiment's identity. :data:`RESUMABLE_CHANGES`,
+:data:`NOT_IDENTITY` (how ``signscope acc`` groups seeds) and :data:`OPTIONS` (what
+``signscope train`` takes) are derived from those marks.
+
 This module does not import torch, so the CLI can build and check a configuration before it
-pays for loading PyTorch.
+pays for loading PyTorch, and the inspection side may read its marks.
 """
 
 from __future__ import annotations
@@ -26,8 +31,23 @@ DEVICES = ("auto", "cpu", "cuda")
 PRUNE_MODES = ("global", "random")
 
 
-def _field(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+def _field(
+    default: Any,
+    help: str,
+    *,
+    resumable: bool = False,
+    identity: bool = True,
+    option: bool = True,
+) -> Any:
+    """A setting of :class:`TrainConfig` with its help text and marks.
+
+    ``resumable``: it may differ when a run is resumed, because it does not change what the
+    finished levels contain. ``identity``: it is part of what the experiment is, so runs that
+    differ in it are different experiments, not seeds of one (``signscope acc``). ``option``:
+    ``signscope train`` has an option of the same name that overrides the preset.
+    """
+    metadata = {"help": help, "resumable": resumable, "identity": identity, "option": option}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -53,17 +73,23 @@ class TrainConfig:
         "digits (bundled), mnist1d (generated offline), cifar10, cifar100, tiny-imagenet, "
         "imagenet (streamed from disk) or synthetic.",
     )
+    # Where the files are, not what they hold.
     data_root: str | None = _field(
         None,
         "Folder holding the data set files (cifar10, cifar100, tiny-imagenet, imagenet) and "
         "the cached MNIST-1D arrays (default: ./data).",
+        identity=False,
     )
     download: bool = _field(
-        False, "Download cifar10/cifar100 into --data-root when missing (needs a network)."
+        False,
+        "Download cifar10/cifar100 into --data-root when missing (needs a network).",
+        identity=False,
     )
+    # More levels extend a run; the levels it has are the same.
     levels: int = _field(
         8,
         "Number of levels including the dense level 0; level L has density (1 - prune fraction)^L.",
+        resumable=True,
     )
     prune_fraction: float = _field(
         0.2, "Fraction of the remaining prunable weights removed at every level."
@@ -79,16 +105,20 @@ class TrainConfig:
         "Score that --prune global ranks the weights by: magnitude, snip "
         "(|w * dL/dw| on one training batch) or synflow (data-free synaptic flow); paper Fig 16.",
     )
+    # mask_from/signs_from name another run, a different folder per seed; the method label
+    # (lrr+imp-mask, imp+lrr-mask+lrr-sign) keeps those variants apart.
     mask_from: str | None = _field(
         None,
         "Run folder whose level-L mask every level L >= 1 trains with, "
         "instead of pruning (IMP on the LRR mask, LRR on the IMP mask; paper Fig 3, 4).",
+        identity=False,
     )
     signs_from: str | None = _field(
         None,
         "Run folder RUN: every level L >= 1 starts from |rewind point| x "
         "sign(RUN's level-L weights) on RUN's level-L mask (IMP init + LRR mask + "
         "LRR sign; paper Fig 7c).",
+        identity=False,
     )
     perturb_signs: float = _field(
         0.0,
@@ -118,21 +148,35 @@ class TrainConfig:
     batch_size: int = _field(64, "Training batch size.")
     weight_decay: float = _field(5e-4, "SGD weight decay (all parameters).")
     momentum: float = _field(0.9, "SGD momentum.")
-    seed: int = _field(0, "Seed of the initial weights, data order and augmentation.")
-    device: str = _field("auto", "auto (cuda when available), cpu or cuda.")
+    seed: int = _field(
+        0, "Seed of the initial weights, data order and augmentation.", identity=False
+    )
+    # How and where the steps run. Another device or thread count continues a run (CPU
+    # bit-identity is promised only for the same ones); evaluating more or less often only
+    # changes metrics.jsonl; any number of data workers gives the same batches.
+    device: str = _field(
+        "auto", "auto (cuda when available), cpu or cuda.", resumable=True, identity=False
+    )
     threads: int = _field(
         0,
         "CPU threads for PyTorch (0: its default, one per core). Results on CPU are "
         "bit-identical only for the same thread count.",
+        resumable=True,
+        identity=False,
     )
     eval_every: int = _field(
-        1, "Evaluate test accuracy every N epochs (always after the last epoch of a level)."
+        1,
+        "Evaluate test accuracy every N epochs (always after the last epoch of a level).",
+        resumable=True,
+        identity=False,
     )
     data_workers: int = _field(
         8,
         "Worker processes decoding a data set streamed from disk (imagenet), "
         "at most one per core; 0 decodes in the training process. The batches "
         "are the same for any number.",
+        resumable=True,
+        identity=False,
     )
     synthetic_shape: tuple[int, int, int] = _field(
         (3, 32, 32), "Image shape C,H,W of the synthetic data set."
@@ -141,9 +185,17 @@ class TrainConfig:
     synthetic_size: tuple[int, int] = _field(
         (2048, 512), "Train,test sizes of the synthetic data set."
     )
-    preset: str | None = _field(None, "The preset these settings started from (informational).")
+    # Only a name: the values it chose are the other settings. --preset is an option of its own
+    # kind, the starting point the other options override.
+    preset: str | None = _field(
+        None,
+        "The preset these settings started from (informational).",
+        identity=False,
+        option=False,
+    )
+    # Another run's folder (in the figure scripts, the seed's IMP run): one per seed.
     init_from: str | None = _field(
-        None, "Run folder whose init and rewind point this run starts from."
+        None, "Run folder whose init and rewind point this run starts from.", identity=False
     )
 
     @property
@@ -152,7 +204,8 @@ class TrainConfig:
         the experiment variant in the paper's naming, so that ``signscope acc`` and the figures
         keep the variants apart: ``imp-rand``, ``lrr-synflow``, ``lrr+imp-mask`` (LRR on the IMP
         mask), ``imp+lrr-mask+lrr-sign`` (IMP init + LRR mask + LRR sign), ``lrr+perturb``.
-        The other run's part is its own recorded label (``run`` when it has none)."""
+        The other run's part is its own recorded label (``run`` when it has none), read from
+        its folder every time: compute the label once (trainers.train does)."""
         label = self.method
         if self.prune == "random":
             label += "-rand"
@@ -175,9 +228,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise a user-facing error for names that do not exist and settings that cannot work."""
-        from trainers.data import DATASETS, SIGNAL_DATASETS
+        from trainers.datasets import DATASETS, SIGNAL_DATASETS
         from trainers.models import MODELS, input_mismatch
-        from trainers.pruning import CRITERIA, RANDOM
+        from trainers.pruning_criteria import CRITERIA, RANDOM
 
         _choice("--method", self.method, METHODS)
         _choice("--model", self.model, MODELS)
@@ -242,7 +295,8 @@ class TrainConfig:
         return self
 
     def _validate_variants(self) -> None:
-        """The paper's mask/sign experiments (issue 4): which combinations mean something."""
+        """The paper's mask/sign experiments (--prune random, --criterion, --mask-from,
+        --signs-from, --perturb-signs): which combinations mean something."""
         if self.prune == "random" and self.criterion != "magnitude":
             raise UsageError(
                 f"--prune random draws masks at random; --criterion {self.criterion} applies "
@@ -322,6 +376,19 @@ def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 DEFAULTS = TrainConfig()
 
+# Settings that may change when a run is resumed.
+RESUMABLE_CHANGES = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
+# run.json config keys that do not make a different experiment: the settings not marked as
+# part of its identity, and imported_from, which the importers record beside them (the source
+# replicate's folder, a different one for every seed). out, resume and force are command-line
+# options, never settings; the grouping has always ignored them should a run.json hold them.
+NOT_IDENTITY = frozenset(
+    {name for name, f in FIELDS.items() if not f.metadata["identity"]}
+    | {"imported_from", "out", "resume", "force"}
+)
+# The settings `signscope train` takes as options of their own names.
+OPTIONS = tuple(name for name, f in FIELDS.items() if f.metadata["option"])
+
 
 def help_text(name: str) -> str:
     return FIELDS[name].metadata["help"]
@@ -340,7 +407,7 @@ _TABLE1 = dict(
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: digits (8x8, 1437 training images) on the small conv+BN net.
+    # The embedded default: digits (8x8, 1438 training images) on the small conv+BN net.
     # Eight levels reach density 0.8^7 = 21%; chosen so a run takes well under a minute on two
     # CPU cores while the dense net clears 95% and LRR flips visibly more signs than IMP.
     # One thread: this net is too small to gain from a second, and two threads on a busy
@@ -450,12 +517,6 @@ def resolve_config(
     return TrainConfig(**values).validate()
 
 
-# Settings that may change when a run is resumed: they do not change what the finished levels
-# contain. More levels extend a run; another device or thread count continues it (bit-identity
-# is promised only for the same ones); evaluation frequency only affects metrics.jsonl.
-RESUMABLE_CHANGES = frozenset({"levels", "device", "threads", "eval_every", "data_workers"})
-
-
 def config_from_json(stored: Mapping[str, Any], where: str) -> TrainConfig:
     """Rebuild the config recorded in the run.json of the run in ``where``. A config that
     this version cannot read or would refuse is an error about that file, not about the
@@ -475,7 +536,8 @@ def config_from_json(stored: Mapping[str, Any], where: str) -> TrainConfig:
 def config_for_resume(
     stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str
 ) -> TrainConfig:
-    """The stored config of the run in ``where`` with the allowed explicit ``overrides`` applied."""
+    """The stored config of the run in ``where`` with the allowed explicit ``overrides`` applied:
+    the one check of what ``--resume`` may change, for the command line and the Python API."""
     base = config_from_json(stored, where)
     changed = {}
     for name, value in overrides.items():

@@ -9,7 +9,7 @@ How the level loop uses this (trainers/train.py):
 
 - ``--batch-size`` stays the global batch of the paper's Table 1: each rank trains on
   ``batch_size / world_size`` examples of its own disjoint shard of every epoch
-  (trainers.data.batches), and DDP averages the gradients, so one step sees the same number
+  (trainers.datasets.base.shard), and DDP averages the gradients, so one step sees the same number
   of examples and the LR schedule the same number of steps as a single-process run.
 - BatchNorm is plain per-rank BatchNorm, not SyncBatchNorm: each rank normalises with the
   statistics of its own share of the batch (as torchvision's reference trainer does unless

@@ -1,10 +1,12 @@
 """One epoch of training and one evaluation pass: the plain shape of torchvision's reference
 ``train_one_epoch`` / ``evaluate``, with the GPU habits of airbench.
 
-On CUDA the data already sits on the device (see trainers.data), the model runs in
-channels_last under bf16 autocast (BatchNorm parameters and statistics stay fp32), and the loss
-and accuracy are summed on the device and read once per epoch: no per-step ``.item()``, so the
-host never waits for the GPU inside an epoch. On CPU the same code runs in plain fp32.
+On CUDA the data sits on the device (trainers.datasets.memory), except ImageNet, which
+DataLoader workers stream from disk and which is copied to the device batch by batch
+(trainers.datasets.imagenet). The model runs in channels_last under bf16 autocast (BatchNorm
+parameters and statistics stay fp32), and the loss and accuracy are summed on the device and
+read once per epoch: no per-step ``.item()``, so the host never waits for the GPU inside an
+epoch. On CPU the same code runs in plain fp32.
 
 ``amp`` picks the autocast dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16``
 (with a :class:`torch.amp.GradScaler`, which fp16's narrow range needs) or ``off``. Under
@@ -25,6 +27,8 @@ from torch import nn
 
 from trainers.pruning import MaskEnforcer
 
+# The batch the trainer evaluates with: no activations are kept for a backward pass, so it can
+# be much larger than a training batch (streamed data caps it, imagenet.EVAL_BATCH_CAP).
 EVAL_BATCH = 2048
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -212,8 +216,9 @@ def evaluate(
 def steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> tuple[int, bool]:
     """Optimizer steps per epoch and the ``drop_last`` that gives them.
 
-    Mirrors trainers.data.batches: each rank sees ``n // world_size`` examples. A last batch of
-    a single example is dropped, because BatchNorm cannot normalise one value per channel.
+    Mirrors the data sets' ``batches`` (trainers.datasets.base.shard): each rank sees
+    ``n // world_size`` examples. A last batch of a single example is dropped, because
+    BatchNorm cannot normalise one value per channel.
     """
     per_rank = n_train // world_size
     drop_last = per_rank % batch_size == 1 and per_rank > 1

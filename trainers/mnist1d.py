@@ -9,8 +9,8 @@ unpickles it. Generating takes a few seconds plus the import of matplotlib, whic
 pickle) named by a hash of the generator's arguments and the package version; the cache is
 written to a temporary name and renamed into place.
 
-This module does not import torch: it returns numpy arrays, and :mod:`trainers.data` turns
-them into a data set.
+This module does not import torch: it returns numpy arrays, and :mod:`trainers.datasets.mnist1d`
+turns them into a data set.
 """
 
 from __future__ import annotations

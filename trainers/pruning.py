@@ -1,16 +1,15 @@
-"""Masks: how many weights a level keeps, which ones (a registry of criteria), how level L
-starts (SPEC section 1's table), and keeping pruned weights at exactly zero while training.
+"""Masks: how many weights a level keeps, the global top-k that most criteria end in, how
+level L starts (SPEC section 1's table), and keeping pruned weights at exactly zero while
+training.
 
-Criteria are functions of a :class:`PruneContext` that return the new masks, registered by
-name with :func:`register_criterion`. ``magnitude`` is the paper's global magnitude pruning
-(A.3: "we keep 80% of the currently remaining parameters of highest magnitude"); criteria that
-need data or gradients (SNIP, SynFlow) or allocate per layer (balanced random masks) fit the
-same signature because the context carries the model, the data and a seeded generator.
+Which weights a level keeps is a criterion, a function of a :class:`PruneContext` that returns
+the new masks; the criteria and their registry live in :mod:`trainers.pruning_criteria`, which
+builds on this module (never the other way round).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,24 +30,6 @@ class PruneContext:
     dataset: Any = None
     generator: torch.Generator | None = None
     config: Any = None
-
-
-Criterion = Callable[[PruneContext], Masks]
-CRITERIA: dict[str, Criterion] = {}
-RANDOM = "random"  # the registry name behind --prune random (balanced layerwise random masks)
-
-
-def criterion_name(prune: str, criterion: str) -> str:
-    """The registry entry that chooses the masks: ``--prune random`` or ``--criterion``."""
-    return RANDOM if prune == "random" else criterion
-
-
-def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
-    def deco(fn: Criterion) -> Criterion:
-        CRITERIA[name] = fn
-        return fn
-
-    return deco
 
 
 def target_alive(total: int, prune_fraction: float, level: int) -> int:
@@ -87,20 +68,6 @@ def keep_top_global(scores: Mapping[str, torch.Tensor], masks: Masks, n_keep: in
         out[n] = keep[start : start + numel].reshape(scores[n].shape)
         start += numel
     return out
-
-
-@register_criterion("magnitude")
-def magnitude(ctx: PruneContext) -> Masks:
-    """Global magnitude pruning over all prunable weights (Frankle & Carbin, 2019; paper A.3)."""
-    return keep_top_global({n: w.abs() for n, w in ctx.weights.items()}, ctx.masks, ctx.n_keep)
-
-
-def prune(criterion: str, ctx: PruneContext) -> Masks:
-    masks = CRITERIA[criterion](ctx)
-    alive = sum(int(m.sum()) for m in masks.values())
-    if alive != ctx.n_keep:  # a criterion's contract; a mismatch would break density 0.8^L
-        raise RuntimeError(f"criterion {criterion!r} kept {alive} weights, expected {ctx.n_keep}")
-    return masks
 
 
 def dense_masks(weights: Mapping[str, torch.Tensor]) -> Masks:
@@ -188,7 +155,3 @@ class MaskEnforcer:
     def apply(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.factors)
-
-
-# The criteria beyond magnitude register themselves on import (SNIP, SynFlow, balanced random).
-from trainers import pruning_criteria  # noqa: E402,F401

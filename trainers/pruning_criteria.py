@@ -1,16 +1,23 @@
-"""The pruning criteria beyond global magnitude: balanced random masks, SNIP and SynFlow.
+"""The pruning criteria and their registry: global magnitude, balanced random masks, SNIP
+and SynFlow.
 
-Each is registered in :data:`trainers.pruning.CRITERIA` and, like magnitude pruning, chooses
-the masks of level L from the end of level L-1, keeping ``ctx.n_keep`` of the weights still
-alive (pruned weights never come back). The paper uses SNIP and SynFlow iteratively, "following
-the same prune-train procedure as LRR and IMP" (A.4, Fig 16), and random masks with balanced
-layerwise sparsity for IMP-rand and LRR-rand (Sec. 3, Fig 2b,c).
+Each chooses the masks of level L from the end of level L-1, keeping ``ctx.n_keep`` of the
+weights still alive (pruned weights never come back). ``magnitude`` is the paper's global
+magnitude pruning (A.3: "we keep 80% of the currently remaining parameters of highest
+magnitude"). The paper uses SNIP and SynFlow iteratively, "following the same prune-train
+procedure as LRR and IMP" (A.4, Fig 16), and random masks with balanced layerwise sparsity for
+IMP-rand and LRR-rand (Sec. 3, Fig 2b,c). Criteria that need data or gradients (SNIP, SynFlow)
+or allocate per layer (balanced random) fit one signature because the context carries the
+model, the data and a seeded generator.
+
+:data:`CRITERIA` at the end of this module lists them all by name: the registry does not
+depend on which modules happen to have been imported.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +25,19 @@ from torch import nn
 
 from signscope.errors import SignscopeError
 from trainers.models import prunable_parameters
-from trainers.pruning import RANDOM, Masks, PruneContext, keep_top_global, register_criterion
+from trainers.pruning import Masks, PruneContext, keep_top_global
 
 Scores = dict[str, torch.Tensor]
+Criterion = Callable[[PruneContext], Masks]
+RANDOM = "random"  # the registry name behind --prune random (balanced layerwise random masks)
+
+
+# --------------------------------------------------------------------------- magnitude
+
+
+def magnitude(ctx: PruneContext) -> Masks:
+    """Global magnitude pruning over all prunable weights (Frankle & Carbin, 2019; paper A.3)."""
+    return keep_top_global({n: w.abs() for n, w in ctx.weights.items()}, ctx.masks, ctx.n_keep)
 
 
 # --------------------------------------------------------------------------- balanced random
@@ -51,7 +68,6 @@ def balanced_counts(sizes: Sequence[int], n_keep: int) -> list[int]:
     return counts
 
 
-@register_criterion(RANDOM)
 def balanced_random(ctx: PruneContext) -> Masks:
     """Random masks with balanced layerwise sparsity (``--prune random``): in every layer a
     uniformly random subset of the weights still alive, of the size :func:`balanced_counts`
@@ -106,13 +122,10 @@ def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seque
     return {n: (p.detach() * g).abs() for n, p, g in zip(names, params, grads, strict=True)}
 
 
-@register_criterion("snip")
 def snip(ctx: PruneContext) -> Masks:
     """Iterative SNIP (paper Fig 16): scores on one training batch of ``--batch-size``
     examples, drawn (with augmentation) from the level's prune generator, then global top-k."""
-    from trainers.data import batches
-
-    x, y = next(iter(batches(ctx.dataset, ctx.config.batch_size, ctx.generator, train=True)))
+    x, y = next(iter(ctx.dataset.batches(ctx.config.batch_size, ctx.generator, train=True)))
     return keep_top_global(snip_scores(ctx.model, x, y, list(ctx.weights)), ctx.masks, ctx.n_keep)
 
 
@@ -148,7 +161,6 @@ def synflow_scores(model: nn.Module, input_shape: Sequence[int], names: Sequence
     return {n: s / top for n, s in scores.items()}
 
 
-@register_criterion("synflow")
 def synflow(ctx: PruneContext) -> Masks:
     """Iterative SynFlow (paper Fig 16): one scoring round per level, then global top-k.
 
@@ -159,3 +171,27 @@ def synflow(ctx: PruneContext) -> Masks:
     shape = ctx.dataset.input_shape
     scores = synflow_scores(ctx.model, shape, list(ctx.weights))
     return keep_top_global(scores, ctx.masks, ctx.n_keep)
+
+
+# --------------------------------------------------------------------------- registry
+
+CRITERIA: dict[str, Criterion] = {
+    "magnitude": magnitude,
+    RANDOM: balanced_random,
+    "snip": snip,
+    "synflow": synflow,
+}
+
+
+def criterion_name(prune: str, criterion: str) -> str:
+    """The registry entry that chooses the masks: ``--prune random`` or ``--criterion``."""
+    return RANDOM if prune == "random" else criterion
+
+
+def prune(criterion: str, ctx: PruneContext) -> Masks:
+    """The masks of ``ctx.level`` as the registered ``criterion`` chooses them."""
+    masks = CRITERIA[criterion](ctx)
+    alive = sum(int(m.sum()) for m in masks.values())
+    if alive != ctx.n_keep:  # a criterion's contract; a mismatch would break density 0.8^L
+        raise RuntimeError(f"criterion {criterion!r} kept {alive} weights, expected {ctx.n_keep}")
+    return masks

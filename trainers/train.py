@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import json
 import math
 import time
@@ -48,14 +49,15 @@ from signscope.runformat import (
 )
 from trainers import distributed
 from trainers.checkpoint import (
+    alive_and_density,
     completed_levels,
     read_level,
     read_reference,
     write_level,
     write_reference,
 )
-from trainers.config import RESUMABLE_CHANGES, TrainConfig, check_levels, config_from_json
-from trainers.data import batches, load_dataset
+from trainers.config import TrainConfig, check_levels, config_for_resume
+from trainers.datasets import TrainingData, load_dataset
 from trainers.loop import (
     AMP_MODES,
     EVAL_BATCH,
@@ -72,13 +74,12 @@ from trainers.progress import Reporter
 from trainers.pruning import (
     MaskEnforcer,
     PruneContext,
-    criterion_name,
     dense_masks,
     level_start_state,
     masked,
-    prune,
     target_alive,
 )
+from trainers.pruning_criteria import criterion_name, prune
 from trainers.rundir import RunFolder, check_modes
 from trainers.schedule import level_lrs
 from trainers.variants import LevelVariants
@@ -86,8 +87,15 @@ from trainers.variants import LevelVariants
 State = dict[str, torch.Tensor]
 LevelCallback = Callable[[int, nn.Module], None]
 
-# Independent random streams of a level, each seeded from (seed, level, stream).
-_DATA, _GLOBAL, _PRUNE, _PERTURB = 0, 1, 2, 3
+
+class Stream(enum.IntEnum):
+    """Independent random streams of a level, each seeded from (seed, level, stream). The
+    numbers are part of every run's results: never renumber them."""
+
+    DATA = 0  # the epoch's order and augmentation
+    GLOBAL = 1  # torch's global RNG, for anything that draws from it
+    PRUNE = 2  # the pruning criterion (random masks, SNIP's batch)
+    PERTURB = 3  # --perturb-signs
 
 
 def level_seed(seed: int, level: int, stream: int) -> int:
@@ -172,6 +180,7 @@ def _training_context(device: torch.device, cfg_threads: int):
 @dataclasses.dataclass
 class _Session:
     cfg: TrainConfig
+    method: str  # cfg.label, read once: it may open the --mask-from/--signs-from run
     out: Path
     device: torch.device
     reporter: Reporter
@@ -191,7 +200,7 @@ class _Session:
                 self.cfg.to_json(),
                 self.summaries,
                 complete,
-                method=self.cfg.label,
+                method=self.method,
                 device=self.device.type,
                 threads=torch.get_num_threads(),
                 amp=amp_label(self.amp, self.device),
@@ -212,13 +221,7 @@ def resume_point(cfg: TrainConfig, out: Path) -> list[int]:
                 f"--resume {out}: no run.json there, so it is not a signscope run to continue"
             )
         return []
-    stored = config_from_json(manifest.get("config", {}), str(out))
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(cfg, f.name):
-            raise UsageError(
-                f"--resume {out}: {f.name} is {getattr(cfg, f.name)!r} here but "
-                f"{getattr(stored, f.name)!r} in the run"
-            )
+    config_for_resume(manifest.get("config", {}), dataclasses.asdict(cfg), str(out))
     return completed_levels(out)
 
 
@@ -286,6 +289,7 @@ def train(
     reporter = reporter or Reporter()
     session = _Session(
         cfg,
+        cfg.label,
         out,
         device,
         reporter,
@@ -368,7 +372,7 @@ def _train(
         )
         try:
             for level in range(len(done), cfg.levels):
-                torch.manual_seed(level_seed(cfg.seed, level, _GLOBAL))
+                torch.manual_seed(level_seed(cfg.seed, level, Stream.GLOBAL))
                 if level == 0:
                     start = init_state
                 else:
@@ -379,7 +383,9 @@ def _train(
                         else _prune(session, level, model, data, prev_state, masks, prunable, total)
                     )
                     distributed.broadcast_tensors(masks.values())
-                    flips = variants.flips(level, masks, level_seed(cfg.seed, level, _PERTURB))
+                    flips = variants.flips(
+                        level, masks, level_seed(cfg.seed, level, Stream.PERTURB)
+                    )
                     start = level_start_state(
                         cfg.method,
                         prev_state=prev_state,
@@ -409,7 +415,7 @@ def _train(
                     world_size,
                 )
                 prev_state = masked(snapshot(model), masks)
-                _finish_level(session, level, prev_state, masks, total)
+                _finish_level(session, level, prev_state, masks)
         finally:
             reporter.close()
         session.manifest(complete=True)
@@ -435,7 +441,7 @@ def _prune(
     session: _Session,
     level: int,
     model: nn.Module,
-    data,
+    data: TrainingData,
     prev_state: State,
     masks: dict,
     prunable: Mapping[str, torch.Tensor],
@@ -444,7 +450,9 @@ def _prune(
     """Masks of ``level`` chosen from the end of level-1 by the configured criterion."""
     cfg = session.cfg
     model.load_state_dict(prev_state)  # criteria that look at the network see the end of level-1
-    generator = torch.Generator(session.device).manual_seed(level_seed(cfg.seed, level, _PRUNE))
+    generator = torch.Generator(session.device).manual_seed(
+        level_seed(cfg.seed, level, Stream.PRUNE)
+    )
     return prune(
         criterion_name(cfg.prune, cfg.criterion),
         PruneContext(
@@ -481,9 +489,9 @@ def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[S
     else:
         init = snapshot(model)
     if session.is_main and not done:
-        write_reference(out, "init", init, cfg.method)
+        write_reference(out, "init", init)
         if rewind is not None:
-            write_reference(out, "rewind", rewind, cfg.method)
+            write_reference(out, "rewind", rewind)
     init = {k: v.to(device) for k, v in init.items()}
     if rewind is not None:
         rewind = {k: v.to(device) for k, v in rewind.items()}
@@ -493,14 +501,14 @@ def _references(session: _Session, model: nn.Module, done: list[int]) -> tuple[S
 def _record_rewind(session: _Session, model: nn.Module) -> State:
     state = snapshot(model)
     if session.is_main:
-        write_reference(session.out, "rewind", state, session.cfg.method)
+        write_reference(session.out, "rewind", state)
     return state
 
 
 def _train_level(
     session: _Session,
     model: nn.Module,
-    data,
+    data: TrainingData,
     level: int,
     masks,
     prunable,
@@ -521,15 +529,14 @@ def _train_level(
     scaler = make_scaler(session.amp, session.device)
     reduce = distributed.all_reduce_sum if world_size > 1 else None
     batch = distributed.per_rank_batch(cfg.batch_size, world_size)
-    generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, _DATA))
+    generator = torch.Generator(data.device).manual_seed(level_seed(cfg.seed, level, Stream.DATA))
     lrs = level_lrs(cfg.schedule, steps, cfg.epochs, cfg.lr_warmup_epochs, cfg.lr)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         stats = train_one_epoch(
             session.forward,
             optimizer,
-            batches(
-                data,
+            data.batches(
                 batch,
                 generator,
                 train=True,
@@ -554,7 +561,7 @@ def _train_level(
             distributed.broadcast_buffers(model)  # evaluate with rank 0's BatchNorm statistics
             test_acc = evaluate(
                 session.forward,
-                batches(data, EVAL_BATCH, generator, train=False, rank=rank, world_size=world_size),
+                data.batches(EVAL_BATCH, generator, train=False, rank=rank, world_size=world_size),
                 amp=session.amp,
             )
         record = {
@@ -575,16 +582,16 @@ def _train_level(
     return rewind_state
 
 
-def _finish_level(session: _Session, level: int, state: State, masks, total: int) -> None:
-    cfg, last = session.cfg, session.epochs[-1]
-    alive = sum(int(m.sum()) for m in masks.values())
+def _finish_level(session: _Session, level: int, state: State, masks) -> None:
+    last = session.epochs[-1]
+    alive, density = alive_and_density(masks)
     if session.is_main:
         write_level(
             session.out,
             level,
             state,
             masks,
-            cfg.label,
+            session.method,
             last["test_acc"],
             train_loss=repr(last["train_loss"]),
             train_acc=repr(last["train_acc"]),
@@ -593,7 +600,7 @@ def _finish_level(session: _Session, level: int, state: State, masks, total: int
     summary = _summary(
         level,
         {
-            "density": repr(alive / total),
+            "density": repr(density),
             "alive": str(alive),
             "test_acc": repr(last["test_acc"]),
             "train_loss": repr(last["train_loss"]),

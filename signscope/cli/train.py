@@ -16,7 +16,7 @@ from signscope.errors import SignscopeError
 
 # Settings are described once, in trainers/config.py (TrainConfig's field help). Importing that
 # module is cheap: it does not import torch.
-from trainers.config import DEFAULTS, PRESETS, help_text
+from trainers.config import DEFAULTS, OPTIONS, PRESETS, help_text
 
 
 def _opt(name: str, *flags: str, **kw):
@@ -60,43 +60,6 @@ def _default_out(label: str, seed: int, preset: str | None, dataset: str, model:
     # The label names the variant too (imp-rand, lrr+mask-from, ...): a variant never lands
     # in the folder of its baseline run.
     return Path("runs") / (preset or f"{dataset}-{model}") / f"{label}-seed{seed}"
-
-
-# The option names below are TrainConfig's field names; only those the user typed override the
-# preset.
-_CONFIG_OPTIONS = (
-    "method",
-    "bn_rewind",
-    "model",
-    "dataset",
-    "data_root",
-    "download",
-    "levels",
-    "prune_fraction",
-    "prune",
-    "criterion",
-    "mask_from",
-    "signs_from",
-    "perturb_signs",
-    "perturb_at_level",
-    "epochs",
-    "lr",
-    "lr_warmup_epochs",
-    "rewind_epoch",
-    "schedule",
-    "batch_size",
-    "weight_decay",
-    "momentum",
-    "seed",
-    "device",
-    "threads",
-    "eval_every",
-    "data_workers",
-    "synthetic_shape",
-    "synthetic_classes",
-    "synthetic_size",
-    "init_from",
-)
 
 
 @app.command()
@@ -183,7 +146,7 @@ def train(
     Level 0 trains the dense network; every later level removes --prune-fraction of the
     remaining conv/linear weights by global magnitude and retrains, restarting the LR schedule.
     --prune, --criterion, --mask-from, --signs-from and --perturb-signs run the paper's
-    variants (README "Reproducing the paper's figures").
+    variants (docs/training.md, "The paper's experiments").
     Under [bold]torchrun --nproc_per_node N -m signscope train ...[/bold] it trains with
     DistributedDataParallel (--batch-size stays the global batch); rank 0 writes the run.
     """
@@ -206,9 +169,11 @@ def train(
 
     check_modes(resume, force)
     values = dict(locals())
+    # The settings marked as options are parameters of this function with the same names; only
+    # those the user typed override the preset.
     explicit = {
         name: values[name]
-        for name in _CONFIG_OPTIONS
+        for name in OPTIONS
         if ctx.get_parameter_source(name).name == "COMMANDLINE"
     }
     for name in ("data_root", "init_from", "mask_from", "signs_from"):

@@ -1,4 +1,4 @@
-"""The paper's figures from inspection tables, drawn with Altair (issue 5).
+"""The paper's figures from inspection tables, drawn with Altair.
 
 Each figure is a pure function of the polars frames of the inspection API (``signscope.api``),
 already aggregated to a few rows per level, layer or value:

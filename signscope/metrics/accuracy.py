@@ -17,27 +17,9 @@ import polars as pl
 
 from signscope.run import Run, open_run
 
-# Config keys that do not make a different experiment.
-# mask_from/signs_from name another run, a different folder per seed; the method label
-# (lrr+imp-mask, imp+lrr-mask+lrr-sign) already keeps those variants apart. imported_from names
-# the source replicate's folder, which differs between seeds of one experiment.
-NOT_IDENTITY = frozenset(
-    {
-        "seed",
-        "device",
-        "data_root",
-        "download",
-        "preset",
-        "init_from",
-        "mask_from",
-        "signs_from",
-        "imported_from",
-        "eval_every",
-        "out",
-        "resume",
-        "force",
-    }
-)
+# The config keys that do not make a different experiment are marked where the settings are
+# defined. trainers.config imports neither torch nor anything else of the trainers.
+from trainers.config import NOT_IDENTITY
 
 RUNS_SCHEMA = {
     "run": pl.String,

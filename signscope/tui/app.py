@@ -1,4 +1,4 @@
-"""``signscope tui``: browse runs, levels, layers, flips and BatchNorm in the terminal (issue 6).
+"""``signscope tui``: browse runs, levels, layers, flips and BatchNorm in the terminal.
 
 Layout: the run tree on the left, one tab per view on the right. Discovery and every metric
 run in thread workers, so the screen stays responsive on multi-GB runs; results are kept per

@@ -19,7 +19,13 @@ import torch
 
 from signscope.errors import RunFormatError, UsageError
 from signscope.runformat import INIT_FILE, REWIND_FILE, level_filename, write_manifest
-from trainers.checkpoint import load_file, split_masks, write_level, write_reference
+from trainers.checkpoint import (
+    alive_and_density,
+    load_file,
+    split_masks,
+    write_level,
+    write_reference,
+)
 from trainers.rundir import RunFolder
 
 State = dict[str, torch.Tensor]
@@ -294,15 +300,14 @@ def _write_all(
             source_level=lvl.level,
         )
         written.append(path)
-        alive = sum(int(m.sum()) for m in data.masks.values())
-        total = sum(m.numel() for m in data.masks.values())
+        alive, density = alive_and_density(data.masks)
         rows.append(
             {
                 "level": level,
                 "file": level_filename(level),
                 "source": rel,
                 "source_level": lvl.level,
-                "density": alive / total if total else 1.0,
+                "density": density,
                 "alive": alive,
                 "test_acc": data.test_acc,
             }
@@ -316,7 +321,7 @@ def _write_all(
         state = ref.read()
         check_same_layout(layout, state, ref.source, first)
         check_finite(state, {}, ref.source)
-        written.append(write_reference(out, which, state, method))
+        written.append(write_reference(out, which, state))
         references[which] = {"file": fname, "source": _display(ref.source, plan.src)}
     notes = list(plan.notes)
     numbers = [r["source_level"] for r in rows]

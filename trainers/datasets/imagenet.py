@@ -1,7 +1,8 @@
 """ImageNet (ILSVRC-2012) for the paper's Table 1 row "ImageNet, ResNet50" (Fig 15), streamed
 from disk.
 
-Every other data set fits on the device and is augmented there in batch (trainers.data). At
+Every other data set fits on the device and is augmented there in batch
+(:mod:`trainers.datasets.memory`). At
 224x224, ImageNet's 1.28M training images would take ~190 GB as uint8, so this one is decoded
 from the JPEG files by DataLoader worker processes, one epoch at a time, with the standard
 ImageNet augmentation: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3) and a horizontal
@@ -27,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from signscope.errors import SignscopeError
-from trainers.data import open_rgb
+from trainers.datasets.base import Batches, check_batching, shard
+from trainers.datasets.images import open_rgb
 
 FOLDER = "imagenet"
 IMAGE_SIZE = 224
@@ -45,14 +46,17 @@ RATIO = (3 / 4, 4 / 3)
 MEAN = (0.485, 0.456, 0.406)  # ImageNet's, as torchvision's references use
 STD = (0.229, 0.224, 0.225)
 EXTENSIONS = (".jpeg", ".jpg", ".png")
-EVAL_BATCH = 256
+# Evaluation batches are cut to this size whatever the trainer asks for: its large ones suit
+# data already on the device, but here each batch in flight is pinned host memory (150 KB per
+# image).
+EVAL_BATCH_CAP = 256
 PREFETCH = 2  # batches per worker in flight
 
 
 @dataclasses.dataclass(eq=False)
 class StreamedDataset:
-    """An on-disk image data set read batch by batch; mirrors what training needs of
-    :class:`trainers.data.Dataset` (sizes, classes, device, batches)."""
+    """An on-disk image data set read batch by batch
+    (:class:`trainers.datasets.TrainingData`)."""
 
     name: str
     # Paths as numpy string arrays, not lists: forked workers that touch a list's 1.28M
@@ -93,10 +97,12 @@ class StreamedDataset:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Same contract as :func:`trainers.data.batches`: ``train`` draws one permutation per
-        call from ``generator`` and gives rank ``r`` positions ``r, r+world_size, ...``;
-        evaluation walks the whole validation set in order on every rank."""
+    ) -> Batches:
+        """:meth:`trainers.datasets.TrainingData.batches`, decoded by DataLoader workers:
+        ``train`` draws one permutation per call from ``generator`` and gives rank ``r``
+        positions ``r, r+world_size, ...``; evaluation walks the whole validation set in order
+        on every rank, in batches of at most :data:`EVAL_BATCH_CAP`."""
+        check_batching(batch_size, rank, world_size)
         if train:
             n = self.n_train
             perm = torch.randperm(n, generator=generator, device=generator.device).cpu()
@@ -104,8 +110,7 @@ class StreamedDataset:
             epoch_seed = int(
                 torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
             )
-            usable = n - n % world_size
-            order = perm[rank:usable:world_size].numpy()
+            order = perm[shard(n, rank, world_size)].numpy()
             reader = _Reader(
                 self.train_files[order],
                 self.train_labels[order],
@@ -116,9 +121,7 @@ class StreamedDataset:
                 indices=order,
             )
         else:
-            # The trainer's large evaluation batches suit data already on the device; here
-            # each batch in flight is pinned host memory (150 KB per image).
-            batch_size = min(batch_size, EVAL_BATCH)
+            batch_size = min(batch_size, EVAL_BATCH_CAP)
             reader = _Reader(
                 self.test_files,
                 self.test_labels,
@@ -229,9 +232,14 @@ def center_crop(im, size: int, resize: int):
     return im.crop((left, top, left + size, top + size))
 
 
-def load_imagenet(root: Path, workers: int = 8) -> StreamedDataset:
+def load(root: Path, download: bool = False, workers: int = 8) -> StreamedDataset:
     """List ``root/imagenet/{train,val}/<class>/*``; nothing is decoded here. ``workers``
     DataLoader processes decode the batches, capped at the number of cores."""
+    if download:
+        raise SignscopeError(
+            "imagenet cannot be downloaded by signscope: it needs an account "
+            "at image-net.org; prepare DATA_ROOT/imagenet/{train,val}/<wnid>/"
+        )
     base = root / FOLDER
     train_dir, val_dir = base / "train", base / "val"
     for d in (train_dir, val_dir):
