@@ -17,16 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from signscope.errors import RunFormatError
+from signscope.errors import RunFormatError, listed
 from signscope.reader import (
     WEIGHT_DTYPES,
     Checkpoint,
-    RunLayout,
-    _few,
     corrupt,
     read_header,
 )
-from signscope.runformat import MANIFEST, natural_key
+from signscope.runformat import MANIFEST, RunLayout, natural_key
 
 INDEX_SUFFIX = ".safetensors.index.json"
 # transformers' shard names: model-00001-of-00003.safetensors
@@ -106,7 +104,7 @@ def _read_folder(folder: Path, listing: _Listing) -> Checkpoint:
             f"checkpoint, but the folder has no *{INDEX_SUFFIX} that says which tensor is where"
         )
     raise RunFormatError(
-        f"{folder}: several *.safetensors files ({_few(listing.safetensors)}) and no "
+        f"{folder}: several *.safetensors files ({listed(listing.safetensors)}) and no "
         f"*{INDEX_SUFFIX}: not one checkpoint; name one file"
     )
 
@@ -173,7 +171,7 @@ def read_sharded(index: Path, present: list[str] | None = None) -> Checkpoint:
     extra = [n for n in present if n not in shards]
     if extra:
         raise RunFormatError(
-            f"{folder}: {_few(extra)} beside the shards of {index.name}, which does not "
+            f"{folder}: {listed(extra)} beside the shards of {index.name}, which does not "
             "name it; move it out of the checkpoint folder"
         )
     tensors, files, metadata, size = {}, {}, {}, 0

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from signscope.checkpoints import has_checkpoint_subfolders, read_checkpoint, step_of
 from signscope.errors import RunFormatError
-from signscope.reader import locate_run
+from signscope.layout import locate_run
 from signscope.runformat import (
     LEVEL_RE,
     MANIFEST,

@@ -22,3 +22,10 @@ class UsageError(SignscopeError):
     """Options that make no sense together; exits with status 2 like other usage errors."""
 
     exit_code = 2
+
+
+def listed(names) -> str:
+    """Up to four names, sorted, and how many more: a list an error line can hold."""
+    names = sorted(names)
+    shown = ", ".join(names[:4])
+    return shown + (f" and {len(names) - 4} more" if len(names) > 4 else "")

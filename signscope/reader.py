@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from signscope.errors import RunFormatError
+from signscope.errors import RunFormatError, listed
 from signscope.files import open_regular
 
 # Bytes per element of every safetensors dtype code that signscope can size.
@@ -223,101 +223,6 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, size: int) -> Te
     return info
 
 
-# --------------------------------------------------------------------------- run layout
-
-
-@dataclass(frozen=True)
-class RunLayout:
-    """Which files of a run folder are its levels and references (SPEC section 2)."""
-
-    kind: str  # "signscope" | "plain" | "checkpoints" (folder of checkpoint folders) | "checkpoint"
-    manifest: dict | None
-    levels: tuple[Path, ...]  # index = level number; a file, or the folder of a sharded checkpoint
-    init: Path | None
-    rewind: Path | None
-    labels: tuple[str, ...] = ()  # a name per level: its file, or its checkpoint folder
-
-
-def locate_run(path: Path) -> RunLayout:
-    """Find the level files and references of the run in folder ``path``.
-
-    A folder with ``run.json`` is a signscope run whose levels are ``level_NNN.safetensors``
-    (0..N without gaps). A folder of checkpoint folders, a sharded checkpoint or a checkpoint
-    file given alone are laid out by :func:`signscope.checkpoints.locate_checkpoints`. Any
-    other folder of ``*.safetensors`` is a plain run: its files in natural name order are
-    levels 0, 1, ...; a file whose name starts with ``init`` is the initial reference and
-    ``rewind.safetensors`` the rewind point, neither of them a level.
-    """
-    from signscope.checkpoints import locate_checkpoints, single_checkpoint
-    from signscope.runformat import INIT_FILE, LEVEL_RE, REWIND_FILE, natural_key, read_manifest
-
-    if not path.exists():
-        raise RunFormatError(f"{path}: no such file or folder")
-    if path.is_file() and path.name.endswith(".safetensors"):
-        return single_checkpoint(path)
-    if not path.is_dir():
-        raise RunFormatError(
-            f"{path}: not a run folder or checkpoint (give the folder that holds the "
-            "checkpoints, or a *.safetensors file)"
-        )
-    try:
-        entries = os.listdir(path)
-    except OSError as exc:
-        raise RunFormatError(f"{path}: cannot list the folder ({exc.strerror})") from None
-    names = [n for n in entries if n.endswith(".safetensors") and not n.startswith(".")]
-    manifest = read_manifest(path)
-    if manifest is not None:
-        numbered = sorted((int(m.group(1)), n) for n in names if (m := LEVEL_RE.match(n)))
-        if not numbered:
-            raise RunFormatError(f"{path}: run.json but no level_NNN.safetensors checkpoints")
-        found = [lvl for lvl, _ in numbered]
-        if found != list(range(len(found))):
-            missing = sorted(set(range(found[-1] + 1)) - set(found))
-            raise RunFormatError(
-                f"{path}: level file(s) missing for level(s) {', '.join(map(str, missing))}"
-            )
-        return RunLayout(
-            "signscope",
-            manifest,
-            tuple(path / n for _, n in numbered),
-            path / INIT_FILE if INIT_FILE in names else None,
-            path / REWIND_FILE if REWIND_FILE in names else None,
-            labels=tuple(n for _, n in numbered),
-        )
-    layout = locate_checkpoints(path, entries)
-    if layout is not None:
-        return layout
-    inits = sorted((n for n in names if n.startswith("init")), key=natural_key)
-    if len(inits) > 1:
-        raise RunFormatError(
-            f"{path}: several initial references ({', '.join(inits)}); keep one "
-            "file whose name starts with 'init'"
-        )
-    levels = sorted(
-        (n for n in names if not n.startswith("init") and n != REWIND_FILE), key=natural_key
-    )
-    if not levels:
-        raise RunFormatError(
-            f"{path}: no checkpoints (no *.safetensors files besides references)"
-            if names
-            else f"{path}: no checkpoints (*.safetensors) in this folder"
-        )
-    return RunLayout(
-        "plain",
-        None,
-        tuple(path / n for n in levels),
-        path / inits[0] if inits else None,
-        path / REWIND_FILE if REWIND_FILE in names else None,
-        labels=tuple(levels),
-    )
-
-
-def _few(names) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:4])
-    return shown + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-
-
 def check_same_tensors(first: Checkpoint, other: Checkpoint) -> None:
     """Every level must hold the same tensors with the same dtypes and shapes."""
     a, b = first.tensors, other.tensors
@@ -325,8 +230,8 @@ def check_same_tensors(first: Checkpoint, other: Checkpoint) -> None:
     where = first.path.name if first.path.parent == other.path.parent else first.path
     if a.keys() != b.keys():
         missing, extra = a.keys() - b.keys(), b.keys() - a.keys()
-        parts = ([f"lacks {_few(missing)}"] if missing else []) + (
-            [f"has extra {_few(extra)}"] if extra else []
+        parts = ([f"lacks {listed(missing)}"] if missing else []) + (
+            [f"has extra {listed(extra)}"] if extra else []
         )
         raise RunFormatError(f"{other.path}: tensor names differ from {where}: " + "; ".join(parts))
     for name, info in a.items():

@@ -19,17 +19,16 @@ import polars as pl
 from signscope.checkpoints import ReferenceMatch, match_reference, read_checkpoint, step_of
 from signscope.display import printable
 from signscope.errors import RunFormatError, UsageError
+from signscope.layout import locate_run
 from signscope.reader import (
     Checkpoint,
-    RunLayout,
     batchnorm_layers,
     check_reference,
     check_same_tensors,
-    locate_run,
     prunable_tensors,
     read_header,
 )
-from signscope.runformat import method_label, recorded_float
+from signscope.runformat import RunLayout, method_label, recorded_float
 
 REFERENCES = ("init", "rewind")
 # What ``reference`` arguments accept: a name above, or a checkpoint file or folder.

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,15 @@ def read_manifest(run_dir: str | os.PathLike) -> dict | None:
             f"({__version__}) reads version {FORMAT_VERSION}; upgrade signscope to read it"
         )
     return manifest
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Which files of a run folder are its levels and references (SPEC section 2)."""
+
+    kind: str  # "signscope" | "plain" | "checkpoints" (folder of checkpoint folders) | "checkpoint"
+    manifest: dict | None
+    levels: tuple[Path, ...]  # index = level number; a file, or the folder of a sharded checkpoint
+    init: Path | None
+    rewind: Path | None
+    labels: tuple[str, ...] = ()  # a name per level: its file, or its checkpoint folder

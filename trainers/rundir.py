@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from signscope.errors import SignscopeError, UsageError
+from signscope.errors import SignscopeError, UsageError, listed
 from signscope.runformat import (
     LEVEL_RE,
     LOCK_FILE,
@@ -62,11 +62,6 @@ def contents(out: Path) -> Contents:
     return Contents(own, tuple(p for p in entries if p not in own))
 
 
-def _few(paths) -> str:
-    names = [p.name for p in paths]
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
 def _remove(paths) -> None:
     for p in paths:
         p.unlink(missing_ok=True)
@@ -81,10 +76,10 @@ def prepare_new(out: Path, *, force: bool, hint: str) -> None:
     if not force:
         raise UsageError(f"--out {out}: folder is not empty; {hint}")
     if found.checkpoints:
+        theirs = listed(p.name for p in found.checkpoints)
         raise UsageError(
             f"--out {out}: --force replaces only the files signscope wrote, and the folder "
-            f"also holds other checkpoints ({_few(found.checkpoints)}); move them or choose "
-            "another folder"
+            f"also holds other checkpoints ({theirs}); move them or choose another folder"
         )
     _remove(found.own)
 
@@ -161,7 +156,7 @@ class RunFolder:
             if found.others:
                 raise UsageError(
                     f"--resume {out}: no signscope run to continue there (the folder holds "
-                    f"{_few(found.others)})"
+                    f"{listed(p.name for p in found.others)})"
                 )
             if found.levels:
                 raise UsageError(
