@@ -14,6 +14,8 @@ fixtures starts it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import multiprocessing.process
 import os
 import subprocess
@@ -130,3 +132,26 @@ async def settle(pilot) -> None:
         except (WorkerCancelled, WorkerFailed):  # superseded or failed work: the panes show it
             pass
         await pilot.pause()
+
+
+# --------------------------------------------------------------------------- the TUI
+
+SIZE = (120, 36)  # the terminal size of every Pilot test
+
+
+def pilot_test(fn):
+    """Run an async Pilot test on its own event loop (no pytest-asyncio needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def rows(app, table_id: str) -> list[list[str]]:
+    """A DataTable's cells as text, row by row."""
+    from textual.widgets import DataTable
+
+    table = app.query_one(table_id, DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]

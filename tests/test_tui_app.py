@@ -3,8 +3,6 @@ and one run in a real pseudo-terminal (tmux)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import shutil
 import subprocess
@@ -16,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import settle, until
+from conftest import SIZE, pilot_test, rows, settle, until
 from runfactory import random_run, write_safetensors
 from terminal import Terminal
 from textual.widgets import DataTable, Input, Static, TabbedContent
@@ -25,27 +23,10 @@ import signscope
 from signscope.tui.app import SignscopeApp
 from signscope.tui.runtree import RunTree
 
-SIZE = (120, 36)
-
-
-def pilot_test(fn):
-    """Run an async Pilot test on its own event loop (no pytest-asyncio needed)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
 
 def slot(key) -> tuple | None:
     """A pane's cache key without its last element, the stamps of the files it reads."""
     return None if key is None else key[:-1]
-
-
-def rows(app, table_id: str) -> list[list[str]]:
-    table = app.query_one(table_id, DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def message(app, pane: str) -> str:

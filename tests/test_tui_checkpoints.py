@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import settle
+from conftest import SIZE, pilot_test, rows, settle
 from runfactory import write_safetensors, write_trainer_checkpoint
-from test_tui_app import SIZE, pilot_test, rows
 from textual.widgets import Tree
 
 import signscope

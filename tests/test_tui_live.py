@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import settle, until
+from conftest import SIZE, pilot_test, rows, settle, until
 from runfactory import GrowingRun, random_run, safetensors_bytes
 from terminal import Terminal
-from test_tui_app import SIZE, pilot_test, rows
 from textual.widgets import Static
 
 import signscope

@@ -8,12 +8,11 @@ SVGs in ``tests/__snapshots__/test_tui_snapshots/`` before committing them.
 from __future__ import annotations
 
 import pytest
-from conftest import settle
+from conftest import SIZE, settle
 from textual.widgets import Input
 
 from signscope.tui.app import SignscopeApp
 
-SIZE = (120, 36)
 # Each renders the whole app through its tabs and compares SVGs: seconds apiece.
 pytestmark = pytest.mark.slow
 
