@@ -34,6 +34,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow  # a second of benchmark steps per loop
 def test_bench_prints_both_loops_and_their_ratio_as_json(capsys):
     assert main(["bench", *TINY, "--density", "0.3", "--format", "json"]) == 0
     captured = capsys.readouterr()

@@ -52,6 +52,7 @@ def test_forward_shape_and_prunable_parameters(name, shape):
     )
 
 
+@pytest.mark.slow  # builds every torchvision model it compares with
 def test_state_dict_names_match_torchvision():
     tv = pytest.importorskip("torchvision.models")
 

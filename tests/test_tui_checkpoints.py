@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import SIZE, pilot_test, rows, settle
 from runfactory import write_safetensors, write_trainer_checkpoint
 from textual.widgets import Tree
@@ -11,6 +12,7 @@ import signscope
 from signscope.tui.app import SignscopeApp
 
 
+@pytest.mark.slow  # every tab over three checkpoint-folder runs
 @pilot_test
 async def test_checkpoint_folders_with_a_base_model_reference(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)

@@ -304,6 +304,7 @@ async def watching(paths=("runs",)):
         yield app, pilot, app.query_one("#tree", RunTree)
 
 
+@pytest.mark.slow  # several seconds of polls while the run grows
 @pilot_test
 async def test_a_run_growing_in_the_background_updates_tree_overview_and_chart(live):
     async with watching() as (app, pilot, tree):
