@@ -134,6 +134,29 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
+# --------------------------------------------------------------------------- training
+
+
+def tiny_mlp_train(levels: int = 2) -> list[str]:
+    """``signscope train`` arguments for a run of a second or two: the demo preset's digits on
+    the mlp, one epoch per level, no warmup, rewinding to the start."""
+    return [
+        "train",
+        "--preset",
+        "demo",
+        "--model",
+        "mlp",
+        "--levels",
+        str(levels),
+        "--epochs",
+        "1",
+        "--lr-warmup-epochs",
+        "0",
+        "--rewind-epoch",
+        "0",
+    ]
+
+
 # --------------------------------------------------------------------------- the TUI
 
 SIZE = (120, 36)  # the terminal size of every Pilot test

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from conftest import tiny_mlp_train
 from rich.console import Console
 
 torch = pytest.importorskip("torch")
@@ -276,19 +277,7 @@ def test_train_with_compile_writes_the_plain_state_dict_names(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(
         [
-            "train",
-            "--preset",
-            "demo",
-            "--model",
-            "mlp",
-            "--levels",
-            "2",
-            "--epochs",
-            "1",
-            "--lr-warmup-epochs",
-            "0",
-            "--rewind-epoch",
-            "0",
+            *tiny_mlp_train(),
             "--compile",
             "--quiet",
             "--device",

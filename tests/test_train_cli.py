@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_mlp_train
 from rich.console import Console
 
 from signscope.cli import main
@@ -147,19 +148,7 @@ def test_subprocess_run_prints_epochs_and_one_line_per_level(tmp_path):
 def test_quiet_prints_only_the_summary_lines(tmp_path, capsys):
     code = main(
         [
-            "train",
-            "--preset",
-            "demo",
-            "--model",
-            "mlp",
-            "--levels",
-            "2",
-            "--epochs",
-            "1",
-            "--lr-warmup-epochs",
-            "0",
-            "--rewind-epoch",
-            "0",
+            *tiny_mlp_train(),
             "--quiet",
             "--out",
             str(tmp_path / "q"),
@@ -225,19 +214,7 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it(tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     args = [
-        "train",
-        "--preset",
-        "demo",
-        "--model",
-        "mlp",
-        "--levels",
-        "1",
-        "--epochs",
-        "1",
-        "--lr-warmup-epochs",
-        "0",
-        "--rewind-epoch",
-        "0",
+        *tiny_mlp_train(1),
         "--quiet",
         "--out",
         str(out),
@@ -252,19 +229,7 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it(tmp_path, capsys):
 def test_resume_refuses_a_changed_setting(tmp_path, capsys):
     out = tmp_path / "run"
     base = [
-        "train",
-        "--preset",
-        "demo",
-        "--model",
-        "mlp",
-        "--levels",
-        "1",
-        "--epochs",
-        "1",
-        "--lr-warmup-epochs",
-        "0",
-        "--rewind-epoch",
-        "0",
+        *tiny_mlp_train(1),
         "--quiet",
         "--out",
         str(out),

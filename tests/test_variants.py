@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tiny_mlp_train
 from rich.console import Console
 from safetensors import safe_open
 from safetensors.numpy import load_file
@@ -382,19 +383,7 @@ def signscope(*args):
 def test_cli_runs_a_variant_and_fails_with_one_error_line(base, tmp_path):
     runs, _ = base
     tiny = [
-        "train",
-        "--preset",
-        "demo",
-        "--model",
-        "mlp",
-        "--levels",
-        "2",
-        "--epochs",
-        "1",
-        "--lr-warmup-epochs",
-        "0",
-        "--rewind-epoch",
-        "0",
+        *tiny_mlp_train(),
         "--device",
         "cpu",
         "--quiet",

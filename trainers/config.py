@@ -406,45 +406,30 @@ _TABLE1 = dict(
     prune_fraction=0.2,
 )
 
+# The small presets that train on a CPU in minutes. One thread: these nets are too small to
+# gain from a second, and two threads on a busy machine spin-wait (a measured 8x slowdown of the
+# demo with the cores shared).
+_SMALL_CPU = dict(
+    lr=0.1,
+    lr_warmup_epochs=1,
+    rewind_epoch=1,
+    schedule="cosine-warmup",
+    batch_size=64,
+    weight_decay=5e-4,
+    momentum=0.9,
+    prune_fraction=0.2,
+    threads=1,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: digits (8x8, 1438 training images) on the small conv+BN net.
-    # Eight levels reach density 0.8^7 = 21%; chosen so a run takes well under a minute on two
-    # CPU cores while the dense net clears 95% and LRR flips visibly more signs than IMP.
-    # One thread: this net is too small to gain from a second, and two threads on a busy
-    # machine spin-wait (a measured 8x slowdown of the demo with the cores shared).
-    "demo": dict(
-        model="convnet",
-        dataset="digits",
-        levels=8,
-        epochs=6,
-        lr=0.1,
-        lr_warmup_epochs=1,
-        rewind_epoch=1,
-        schedule="cosine-warmup",
-        batch_size=64,
-        weight_decay=5e-4,
-        momentum=0.9,
-        prune_fraction=0.2,
-        threads=1,
-    ),
-    # MNIST-1D (Greydanus, 2020) on a small 1-D CNN: the paper's claims on real data in about a
-    # minute of CPU per run. Twelve levels end at density 0.8^11 = 8.6% (91.4% sparsity).
+    # Digits (8x8, 1438 training images) on the small conv+BN net. Eight levels reach density
+    # 0.8^7 = 21%; chosen so a run takes well under a minute on two CPU cores while the dense
+    # net clears 95% and LRR flips visibly more signs than IMP.
+    "demo": dict(_SMALL_CPU, model="convnet", dataset="digits", levels=8, epochs=6),
+    # MNIST-1D (Greydanus, 2020) on a small 1-D CNN: the paper's claims on real data in about
+    # 90 s of CPU per run. Twelve levels end at density 0.8^11 = 8.6% (91.4% sparsity).
     # Epochs and batch size were chosen on tuning seeds 100-102 only (docs/mnist1d.md).
-    "mnist1d": dict(
-        model="conv1d",
-        dataset="mnist1d",
-        levels=12,
-        epochs=10,
-        lr=0.1,
-        lr_warmup_epochs=1,
-        rewind_epoch=1,
-        schedule="cosine-warmup",
-        batch_size=64,
-        weight_decay=5e-4,
-        momentum=0.9,
-        prune_fraction=0.2,
-        threads=1,
-    ),
+    "mnist1d": dict(_SMALL_CPU, model="conv1d", dataset="mnist1d", levels=12, epochs=10),
     "cifar10-resnet18": dict(
         _TABLE1,
         model="resnet18",
