@@ -287,27 +287,16 @@ def test_tiny_imagenet_errors_name_the_file(tmp_path):
 
 
 def test_synthetic_is_seeded():
-    a = load_dataset(
-        "synthetic",
-        synthetic_shape=(3, 32, 32),
-        synthetic_classes=7,
-        synthetic_size=(40, 8),
-        seed=1,
-    )
-    b = load_dataset(
-        "synthetic",
-        synthetic_shape=(3, 32, 32),
-        synthetic_classes=7,
-        synthetic_size=(40, 8),
-        seed=1,
-    )
-    c = load_dataset(
-        "synthetic",
-        synthetic_shape=(3, 32, 32),
-        synthetic_classes=7,
-        synthetic_size=(40, 8),
-        seed=2,
-    )
+    def make(seed):
+        return load_dataset(
+            "synthetic",
+            synthetic_shape=(3, 32, 32),
+            synthetic_classes=7,
+            synthetic_size=(40, 8),
+            seed=seed,
+        )
+
+    a, b, c = make(1), make(1), make(2)
     assert a.train_x.shape == (40, 3, 32, 32) and a.test_x.shape == (8, 3, 32, 32)
     assert a.num_classes == 7 and int(a.train_y.max()) < 7 and a.augment
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
